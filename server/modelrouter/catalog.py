@@ -1,0 +1,83 @@
+"""The model catalog and the provider instances that serve it.
+
+A model is available when its provider is configured, a plugin of the provider's type is
+installed, and the provider's API key (if it needs one) is present in the environment.
+Unavailable models are listed with the reason and skipped by selection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from .base import Provider, ProviderSettings
+from .config import Config, ModelSpec
+from .errors import ModelUnavailable, NotFound
+
+log = logging.getLogger(__name__)
+
+
+class Catalog:
+    def __init__(
+        self,
+        config: Config,
+        provider_types: Mapping[str, type[Provider]],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self.models: dict[str, ModelSpec] = {m.name: m for m in config.models}
+        self.providers: dict[str, Provider] = {}
+        #: Provider name -> why its models cannot be used.
+        self.provider_problems: dict[str, str] = {}
+        for name, provider_config in config.providers.items():
+            provider_type = provider_types.get(provider_config.type)
+            if provider_type is None:
+                installed = ", ".join(sorted(provider_types)) or "none"
+                self.provider_problems[name] = (
+                    f"no provider plugin of type {provider_config.type!r} is installed "
+                    f"(installed: {installed})"
+                )
+                continue
+            api_key = environ.get(provider_config.api_key_env) if provider_config.api_key_env else None
+            if provider_type.requires_api_key and not api_key:
+                variable = provider_config.api_key_env or "(no api_key_env configured)"
+                self.provider_problems[name] = f"environment variable {variable} is not set"
+                continue
+            settings = ProviderSettings(
+                name=name,
+                api_key=api_key,
+                base_url=provider_config.base_url,
+                options=provider_config.options,
+            )
+            try:
+                self.providers[name] = provider_type(settings)
+            except Exception as exc:  # a plugin's constructor may fail in any way
+                self.provider_problems[name] = f"provider failed to start: {type(exc).__name__}: {exc}"
+        for name, problem in sorted(self.provider_problems.items()):
+            models = [m.name for m in config.models if m.provider == name]
+            if models:
+                log.warning("provider %s unavailable (%s); models skipped: %s", name, problem, models)
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise NotFound("model", name, list(self.models)) from None
+
+    def unavailable_reason(self, model: ModelSpec) -> str | None:
+        """Why ``model`` cannot be called now, or ``None`` when it can."""
+        return self.provider_problems.get(model.provider)
+
+    def provider_for(self, model: ModelSpec) -> Provider:
+        reason = self.unavailable_reason(model)
+        if reason is not None:
+            raise ModelUnavailable(model.name, reason)
+        return self.providers[model.provider]
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            try:
+                await provider.aclose()
+            except Exception:  # closing must go on for the other providers
+                log.exception("closing provider %s failed", provider.settings.name)

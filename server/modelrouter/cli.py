@@ -1,0 +1,178 @@
+"""The ``modelrouter`` command: run the server, or call one.
+
+Client commands take ``--target host:port`` (default ``$MODELROUTER_TARGET`` or
+``localhost:50051``) and ``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+DEFAULT_TARGET = "localhost:50051"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except grpc.RpcError as error:
+        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelrouter", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--config", help="TOML configuration (default: the shipped one)")
+    serve.add_argument("--host", help="address to bind (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to bind (default: server.port)")
+    serve.add_argument("--log-level", default=os.environ.get("MODELROUTER_LOG_LEVEL", "INFO"))
+    serve.set_defaults(run=_serve)
+
+    for name, help_text, run in (
+        ("classify", "classify a prompt", _classify),
+        ("route", "choose a model for a prompt", _route),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        _client_arguments(command)
+        command.add_argument("prompt", help="the user message")
+        command.add_argument("--system", help="a system prompt sent before the user message")
+        _constraint_arguments(command)
+        command.set_defaults(run=run)
+
+    models = commands.add_parser("models", help="list the model catalog")
+    _client_arguments(models)
+    models.set_defaults(run=_models)
+
+    plugins = commands.add_parser("plugins", help="list loaded and failed plugins")
+    _client_arguments(plugins)
+    plugins.set_defaults(run=_plugins)
+    return parser
+
+
+def _client_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--target", default=os.environ.get("MODELROUTER_TARGET", DEFAULT_TARGET))
+    command.add_argument("--json", action="store_true", help="print JSON")
+    command.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+
+
+def _constraint_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--classifier")
+    command.add_argument("--max-cost-usd", type=float)
+    command.add_argument("--max-latency-ms", type=float)
+    command.add_argument("--min-quality", type=float)
+    command.add_argument("--max-output-tokens", type=int)
+    command.add_argument("--willingness-to-pay", type=float)
+    command.add_argument("--allow-provider", action="append", default=[], dest="allowed_providers")
+    command.add_argument("--exclude-model", action="append", default=[], dest="excluded_models")
+    command.add_argument("--capability", action="append", default=[], dest="required_capabilities")
+
+
+def _constraints(args: argparse.Namespace) -> dict[str, Any]:
+    names = (
+        "classifier", "max_cost_usd", "max_latency_ms", "min_quality", "max_output_tokens",
+        "willingness_to_pay", "allowed_providers", "excluded_models", "required_capabilities",
+    )
+    return {name: getattr(args, name) for name in names if getattr(args, name) not in (None, [])}
+
+
+def _conversation(args: argparse.Namespace) -> list[tuple[str, str]]:
+    turns = [("system", args.system)] if args.system else []
+    return [*turns, ("user", args.prompt)]
+
+
+def _call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
+    from modelrouter_client import ModelRouterClient
+
+    with ModelRouterClient(args.target, timeout_s=args.timeout) as client:
+        return call(client)
+
+
+def _print(args: argparse.Namespace, message: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+    else:
+        print(text)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(args.config, host=args.host, port=args.port)
+    return 0
+
+
+def _describe_classification(c: Any) -> str:
+    from .v1 import router_pb2 as pb
+
+    return (
+        f"{pb.Complexity.Name(c.complexity).removeprefix('COMPLEXITY_')} "
+        f"{pb.TaskType.Name(c.task_type).removeprefix('TASK_TYPE_')} "
+        f"score={c.score:.2f} confidence={c.confidence:.2f} by {c.classifier}"
+    )
+
+
+def _classify(args: argparse.Namespace) -> int:
+    response = _call(args, lambda c: c.classify(_conversation(args), **_constraints(args)))
+    _print(args, response, _describe_classification(response))
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    response = _call(args, lambda c: c.route(_conversation(args), **_constraints(args)))
+    lines = [
+        f"selected: {response.selected.model} ({response.selected.provider}) "
+        f"est. ${response.selected.estimated_cost_usd:.6f}",
+        f"fallbacks: {', '.join(f.model for f in response.fallbacks) or 'none'}",
+        f"classification: {_describe_classification(response.classification)}",
+        f"reason: {response.reason}",
+        f"decision: {response.decision_id}",
+    ]
+    _print(args, response, "\n".join(lines))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .v1 import router_pb2 as pb
+
+    models = _call(args, lambda c: c.stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout))
+    lines = [
+        f"{m.name:<22} {m.provider:<10} in ${m.input_price_usd_per_mtok:>6.2f} "
+        f"out ${m.output_price_usd_per_mtok:>6.2f} /Mtok  quality {m.quality:.2f}  "
+        + ("available" if m.available else f"unavailable: {m.unavailable_reason}")
+        for m in models.models
+    ]
+    _print(args, models, "\n".join(lines))
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    response = _call(args, lambda c: c.list_plugins())
+    lines = [
+        f"{p.name:<20} {p.distribution or '-'} {p.version} "
+        + (f"FAILED: {p.load_error}" if p.load_error else ", ".join(p.registered))
+        for p in response.plugins
+    ]
+    lines.append(f"classifiers: {', '.join(response.classifiers)} (default {response.default_classifier})")
+    _print(args, response, "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

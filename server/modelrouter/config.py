@@ -1,0 +1,286 @@
+"""The configuration file: one TOML file, validated on load.
+
+Every validation error names the file, the key and what was expected, for example
+``config.toml: models[2].quality: expected a number in [0, 1], got 1.5``. The shipped
+default is ``default_config.toml`` beside this module; ``MODELROUTER_CONFIG`` or
+``serve --config`` names another.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .types import Complexity, TaskType
+
+DEFAULT_CONFIG_NAME = "default_config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model of the catalog."""
+
+    name: str
+    provider: str
+    upstream_model: str
+    input_price_usd_per_mtok: float
+    output_price_usd_per_mtok: float
+    context_window_tokens: int
+    typical_latency_ms: float
+    quality: float
+    max_complexity: Complexity
+    capabilities: frozenset[str] = frozenset()
+    quality_by_task: Mapping[TaskType, float] = field(default_factory=dict)
+
+    def quality_for(self, task_type: TaskType) -> float:
+        return self.quality_by_task.get(task_type, self.quality)
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.input_price_usd_per_mtok
+            + output_tokens * self.output_price_usd_per_mtok
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """A ``[providers.NAME]`` table: which provider plugin serves it and how."""
+
+    name: str
+    type: str
+    api_key_env: str | None = None
+    base_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    max_message_bytes: int = 4 * 1024 * 1024
+    grace_period_s: float = 10.0
+    #: Fail startup when any plugin fails to load, instead of reporting and going on.
+    strict_plugins: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    default_classifier: str = "rules"
+    default_max_output_tokens: int = 512
+    #: Minimum model quality each complexity demands.
+    min_quality: Mapping[Complexity, float] = field(
+        default_factory=lambda: {
+            Complexity.SIMPLE: 0.0,
+            Complexity.MODERATE: 0.55,
+            Complexity.COMPLEX: 0.7,
+            Complexity.EXPERT: 0.85,
+        }
+    )
+    #: Capabilities each task type requires of a model.
+    task_capabilities: Mapping[TaskType, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig
+    routing: RoutingConfig
+    providers: Mapping[str, ProviderConfig]
+    models: tuple[ModelSpec, ...]
+    #: Tables this module does not interpret (telemetry, storage, ...), for other modules.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<default>"
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate ``path``, ``$MODELROUTER_CONFIG``, or the shipped default."""
+    path = path or os.environ.get("MODELROUTER_CONFIG")
+    if path is None:
+        text = resources.files("modelrouter").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
+        return parse_config(text, source=DEFAULT_CONFIG_NAME)
+    file = Path(path)
+    try:
+        text = file.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read configuration: {exc.strerror}") from None
+    return parse_config(text, source=str(file))
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    reader = _Reader(source)
+    known = {"server", "routing", "providers", "models"}
+    server = _server(reader, reader.table(data, "server"))
+    routing = _routing(reader, reader.table(data, "routing"))
+    providers = {
+        name: _provider(reader, f"providers.{name}", name, reader.table(table, None, f"providers.{name}"))
+        for name, table in reader.table(data, "providers").items()
+    }
+    models = tuple(
+        _model(reader, f"models[{i}]", reader.table(entry, None, f"models[{i}]"), providers)
+        for i, entry in enumerate(reader.array(data, "models"))
+    )
+    if not models:
+        raise ConfigError(f"{source}: models: expected at least one [[models]] entry")
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{source}: models: duplicate model names {duplicates}")
+    extra = {key: value for key, value in data.items() if key not in known}
+    return Config(server, routing, providers, models, extra, source)
+
+
+class _Reader:
+    """Typed access to raw TOML values with errors that name the file and key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, got: object) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: expected {expected}, got {got!r}")
+
+    def table(self, data: Any, key: str | None, path: str | None = None) -> dict[str, Any]:
+        value = data.get(key, {}) if key is not None else data
+        if not isinstance(value, dict):
+            raise self.fail(path or key or "", "a table", value)
+        return value
+
+    def array(self, data: dict[str, Any], key: str) -> list[Any]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(key, "an array of tables", value)
+        return value
+
+    def string(self, data: dict[str, Any], key: str, path: str, default: str | None = None) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{path}.{key}", "a non-empty string", value)
+        return value
+
+    def optional_string(self, data: dict[str, Any], key: str, path: str) -> str | None:
+        return None if key not in data else self.string(data, key, path)
+
+    def number(
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        default: float | None = None,
+        low: float = 0.0,
+        high: float = float("inf"),
+    ) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            bounds = f"[{low:g}, {high:g}]" if high != float("inf") else f">= {low:g}"
+            raise self.fail(f"{path}.{key}", f"a number {bounds}", value)
+        return float(value)
+
+    def integer(
+        self, data: dict[str, Any], key: str, path: str, default: int | None = None, low: int = 0
+    ) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise self.fail(f"{path}.{key}", f"an integer >= {low}", value)
+        return value
+
+    def boolean(self, data: dict[str, Any], key: str, path: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{path}.{key}", "true or false", value)
+        return value
+
+    def strings(self, data: dict[str, Any], key: str, path: str) -> frozenset[str]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{path}.{key}", "an array of strings", value)
+        return frozenset(value)
+
+    def enum_key(self, enum: type[Complexity] | type[TaskType], key: str, path: str) -> Any:
+        try:
+            return enum[key.upper()]
+        except KeyError:
+            choices = ", ".join(m.name.lower() for m in enum)
+            raise self.fail(path, f"one of {choices}", key) from None
+
+
+def _server(r: _Reader, data: dict[str, Any]) -> ServerConfig:
+    d = ServerConfig()
+    return ServerConfig(
+        host=r.string(data, "host", "server", d.host),
+        port=r.integer(data, "port", "server", d.port),
+        max_message_bytes=r.integer(data, "max_message_bytes", "server", d.max_message_bytes, 1024),
+        grace_period_s=r.number(data, "grace_period_s", "server", d.grace_period_s),
+        strict_plugins=r.boolean(data, "strict_plugins", "server", d.strict_plugins),
+    )
+
+
+def _routing(r: _Reader, data: dict[str, Any]) -> RoutingConfig:
+    d = RoutingConfig()
+    min_quality = dict(d.min_quality)
+    for key, value in r.table(data, "min_quality", "routing.min_quality").items():
+        level = r.enum_key(Complexity, key, f"routing.min_quality.{key}")
+        min_quality[level] = r.number({key: value}, key, "routing.min_quality", high=1.0)
+    capabilities = {
+        r.enum_key(TaskType, key, f"routing.task_capabilities.{key}"): r.strings(
+            {key: value}, key, "routing.task_capabilities"
+        )
+        for key, value in r.table(data, "task_capabilities", "routing.task_capabilities").items()
+    }
+    return RoutingConfig(
+        default_classifier=r.string(data, "default_classifier", "routing", d.default_classifier),
+        default_max_output_tokens=r.integer(
+            data, "default_max_output_tokens", "routing", d.default_max_output_tokens, 1
+        ),
+        min_quality=min_quality,
+        task_capabilities=capabilities,
+    )
+
+
+def _provider(r: _Reader, path: str, name: str, data: dict[str, Any]) -> ProviderConfig:
+    known = {"type", "api_key_env", "base_url"}
+    return ProviderConfig(
+        name=name,
+        type=r.string(data, "type", path, name),
+        api_key_env=r.optional_string(data, "api_key_env", path),
+        base_url=r.optional_string(data, "base_url", path),
+        options={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def _model(
+    r: _Reader, path: str, data: dict[str, Any], providers: Mapping[str, ProviderConfig]
+) -> ModelSpec:
+    name = r.string(data, "name", path)
+    provider = r.string(data, "provider", path)
+    if provider not in providers:
+        choices = ", ".join(sorted(providers)) or "none configured"
+        raise r.fail(f"{path}.provider", f"a configured provider ({choices})", provider)
+    quality_by_task = {
+        r.enum_key(TaskType, key, f"{path}.quality_by_task.{key}"): r.number(
+            {key: value}, key, f"{path}.quality_by_task", high=1.0
+        )
+        for key, value in r.table(data, "quality_by_task", f"{path}.quality_by_task").items()
+    }
+    return ModelSpec(
+        name=name,
+        provider=provider,
+        upstream_model=r.string(data, "upstream_model", path, name),
+        input_price_usd_per_mtok=r.number(data, "input_price_usd_per_mtok", path),
+        output_price_usd_per_mtok=r.number(data, "output_price_usd_per_mtok", path),
+        context_window_tokens=r.integer(data, "context_window_tokens", path, low=1),
+        typical_latency_ms=r.number(data, "typical_latency_ms", path),
+        quality=r.number(data, "quality", path, high=1.0),
+        max_complexity=r.enum_key(
+            Complexity, r.string(data, "max_complexity", path, "expert"), f"{path}.max_complexity"
+        ),
+        capabilities=r.strings(data, "capabilities", path),
+        quality_by_task=quality_by_task,
+    )

@@ -1,0 +1,158 @@
+"""Translation between protobuf messages and domain types, with structural validation.
+
+Structural checks (required fields, ranges, enum values) happen here; checks that need
+the catalog or the plugins (unknown model, classifier or provider names) happen in the
+router. Both raise ``InvalidRequest`` listing every bad field at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .config import ModelSpec
+from .errors import FieldViolation, InvalidRequest
+from .plugins import PluginInfo
+from .selection import Candidate
+from .types import Classification, Constraints, Message, Role, RoutingRequest
+from .v1 import router_pb2 as pb
+
+_ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT}
+_ROLE_CHOICES = "ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT"
+MAX_OUTPUT_TOKENS_LIMIT = 1_000_000
+
+
+def routing_request(
+    messages: Sequence[pb.Message],
+    constraints: pb.Constraints,
+    *,
+    model: str = "",
+    tenant: str = "default",
+) -> RoutingRequest:
+    violations: list[FieldViolation] = []
+    domain_messages = _messages(messages, violations)
+    domain_constraints = _constraints(constraints, violations)
+    if violations:
+        raise InvalidRequest(violations)
+    return RoutingRequest(
+        messages=domain_messages,
+        constraints=domain_constraints,
+        tenant=tenant,
+        model=model or None,
+    )
+
+
+def _messages(messages: Sequence[pb.Message], violations: list[FieldViolation]) -> tuple[Message, ...]:
+    if not messages:
+        violations.append(
+            FieldViolation("messages", "at least one message is required; the last from ROLE_USER")
+        )
+        return ()
+    result = []
+    for i, message in enumerate(messages):
+        role = _ROLES.get(message.role)
+        if role is None:
+            name = pb.Role.Name(message.role) if message.role in pb.Role.values() else message.role
+            violations.append(
+                FieldViolation(f"messages[{i}].role", f"got {name}; valid: {_ROLE_CHOICES}")
+            )
+            continue
+        result.append(Message(role, message.content))
+    last = messages[-1]
+    if last.role != pb.ROLE_USER:
+        violations.append(
+            FieldViolation(f"messages[{len(messages) - 1}].role", "the last message must be ROLE_USER")
+        )
+    elif not last.content.strip():
+        violations.append(
+            FieldViolation(f"messages[{len(messages) - 1}].content", "the last user message is empty")
+        )
+    return tuple(result)
+
+
+def _constraints(c: pb.Constraints, violations: list[FieldViolation]) -> Constraints:
+    def number(field: str, low: float, high: float = math.inf, *, low_open: bool = False) -> float | None:
+        if not c.HasField(field):
+            return None
+        value: float = getattr(c, field)
+        too_low = value <= low if low_open else value < low
+        if math.isnan(value) or too_low or value > high:
+            bound = f"> {low:g}" if low_open else f">= {low:g}"
+            expected = f"in [{low:g}, {high:g}]" if high != math.inf else bound
+            violations.append(FieldViolation(f"constraints.{field}", f"must be {expected}, got {value:g}"))
+            return None
+        return value
+
+    max_output_tokens = None
+    if c.HasField("max_output_tokens"):
+        if not 1 <= c.max_output_tokens <= MAX_OUTPUT_TOKENS_LIMIT:
+            violations.append(
+                FieldViolation(
+                    "constraints.max_output_tokens",
+                    f"must be in [1, {MAX_OUTPUT_TOKENS_LIMIT}], got {c.max_output_tokens}",
+                )
+            )
+        else:
+            max_output_tokens = c.max_output_tokens
+    classifier = c.classifier if c.HasField("classifier") else None
+    return Constraints(
+        max_cost_usd=number("max_cost_usd", 0.0),
+        max_latency_ms=number("max_latency_ms", 0.0, low_open=True),
+        min_quality=number("min_quality", 0.0, 1.0),
+        allowed_providers=tuple(c.allowed_providers),
+        excluded_models=tuple(c.excluded_models),
+        required_capabilities=tuple(c.required_capabilities),
+        classifier=classifier,
+        max_output_tokens=max_output_tokens,
+        willingness_to_pay=number("willingness_to_pay", 0.0),
+    )
+
+
+def classification_message(classification: Classification) -> pb.ClassifyResponse:
+    return pb.ClassifyResponse(
+        complexity=int(classification.complexity),
+        task_type=int(classification.task_type),
+        score=classification.score,
+        confidence=classification.confidence,
+        classifier=classification.classifier,
+        features=dict(classification.features),
+    )
+
+
+def candidate_message(candidate: Candidate) -> pb.Candidate:
+    return pb.Candidate(
+        model=candidate.model.name,
+        provider=candidate.model.provider,
+        estimated_cost_usd=candidate.estimated_cost_usd,
+        estimated_latency_ms=candidate.estimated_latency_ms,
+        quality=candidate.quality,
+    )
+
+
+def model_message(model: ModelSpec, unavailable_reason: str | None) -> pb.Model:
+    return pb.Model(
+        name=model.name,
+        provider=model.provider,
+        upstream_model=model.upstream_model,
+        input_price_usd_per_mtok=model.input_price_usd_per_mtok,
+        output_price_usd_per_mtok=model.output_price_usd_per_mtok,
+        context_window_tokens=model.context_window_tokens,
+        typical_latency_ms=model.typical_latency_ms,
+        quality=model.quality,
+        quality_by_task={task.name.lower(): q for task, q in model.quality_by_task.items()},
+        capabilities=sorted(model.capabilities),
+        max_complexity=int(model.max_complexity),
+        available=unavailable_reason is None,
+        unavailable_reason=unavailable_reason or "",
+    )
+
+
+def plugin_message(info: PluginInfo) -> pb.Plugin:
+    return pb.Plugin(
+        name=info.name,
+        version=info.version,
+        distribution=info.distribution,
+        hooks=info.hooks,
+        registered=info.registered,
+        load_error=info.load_error,
+    )

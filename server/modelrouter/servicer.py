@@ -1,0 +1,96 @@
+"""The gRPC servicer: validate, call the router, translate. Nothing else lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from . import convert
+from .errors import InvalidRequest
+from .router import Router
+from .status import maps_errors
+from .v1 import router_pb2 as pb
+from .v1 import router_pb2_grpc
+
+
+class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    @maps_errors
+    async def Classify(
+        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClassifyResponse:
+        routing_request = convert.routing_request(request.messages, request.constraints)
+        classification = await self.router.classify(routing_request)
+        return convert.classification_message(classification)
+
+    @maps_errors
+    async def Route(
+        self, request: pb.RouteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RouteResponse:
+        routing_request = convert.routing_request(request.messages, request.constraints)
+        decision = await self.router.route(routing_request)
+        selection = decision.selection
+        return pb.RouteResponse(
+            decision_id=decision.decision_id,
+            classification=convert.classification_message(decision.classification),
+            selected=convert.candidate_message(selection.selected),
+            fallbacks=[convert.candidate_message(c) for c in selection.fallbacks],
+            reason=selection.reason,
+            estimated_input_tokens=selection.input_tokens,
+        )
+
+    @maps_errors
+    async def Execute(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExecuteResponse:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "Execute is not implemented yet in this version; use Route and call the model yourself",
+        )
+        raise AssertionError("unreachable")
+
+    @maps_errors
+    async def ExecuteStream(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ExecuteStreamResponse]:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "ExecuteStream is not implemented yet in this version; use Route and call the model yourself",
+        )
+        yield pb.ExecuteStreamResponse()
+
+    @maps_errors
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        catalog = self.router.catalog
+        return pb.ListModelsResponse(
+            models=[convert.model_message(m, catalog.unavailable_reason(m)) for m in catalog.models.values()]
+        )
+
+    @maps_errors
+    async def GetModel(
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetModelResponse:
+        if not request.name:
+            raise InvalidRequest.single(
+                "name", f"required; valid: {', '.join(self.router.catalog.models)}"
+            )
+        model = self.router.catalog.get(request.name)
+        return pb.GetModelResponse(
+            model=convert.model_message(model, self.router.catalog.unavailable_reason(model))
+        )
+
+    @maps_errors
+    async def ListPlugins(
+        self, request: pb.ListPluginsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPluginsResponse:
+        registry = self.router.registry
+        return pb.ListPluginsResponse(
+            plugins=[convert.plugin_message(p) for p in registry.plugins],
+            classifiers=sorted(registry.classifiers),
+            default_classifier=self.router.default_classifier,
+        )

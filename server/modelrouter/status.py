@@ -1,0 +1,130 @@
+"""The one place that turns domain errors into gRPC statuses with google.rpc details.
+
+Client mistakes get client codes and details that say what to fix; anything unexpected
+is logged with its traceback and reaches the caller only as INTERNAL with an opaque
+message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message as ProtoMessage
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from .errors import (
+    ConfigError,
+    InvalidRequest,
+    ModelUnavailable,
+    NoEligibleModel,
+    NotFound,
+    RouterError,
+)
+
+ERROR_DOMAIN = "modelrouter.dev"
+log = logging.getLogger(__name__)
+
+
+def to_status(error: Exception) -> status_pb2.Status:
+    """Build the google.rpc.Status for ``error``."""
+    if isinstance(error, InvalidRequest):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        return _status(code_pb2.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT", bad_request)
+    if isinstance(error, NotFound):
+        info = error_details_pb2.ResourceInfo(
+            resource_type=error.kind, resource_name=error.name, description=str(error)
+        )
+        return _status(code_pb2.NOT_FOUND, str(error), f"{error.kind.upper()}_NOT_FOUND", info)
+    if isinstance(error, NoEligibleModel):
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="NO_ELIGIBLE_MODEL", subject=error.constraint, description=str(error)
+                )
+            ]
+        )
+        return _status(
+            code_pb2.FAILED_PRECONDITION, str(error), "NO_ELIGIBLE_MODEL", failure,
+            metadata={"constraint": error.constraint},
+        )
+    if isinstance(error, ModelUnavailable):
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="MODEL_UNAVAILABLE", subject=error.model, description=str(error)
+                )
+            ]
+        )
+        return _status(code_pb2.FAILED_PRECONDITION, str(error), "MODEL_UNAVAILABLE", failure)
+    if isinstance(error, ConfigError):
+        return _status(code_pb2.FAILED_PRECONDITION, str(error), "CONFIGURATION")
+    if isinstance(error, RouterError):
+        return _status(code_pb2.INTERNAL, str(error), type(error).__name__.upper())
+    return _status(code_pb2.INTERNAL, "internal error; see the server log", "INTERNAL")
+
+
+def _status(
+    code: int,
+    message: str,
+    reason: str,
+    *details: ProtoMessage,
+    metadata: dict[str, str] | None = None,
+) -> status_pb2.Status:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {})
+    packed = []
+    for detail in (*details, info):
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+async def abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    if not isinstance(error, RouterError):
+        log.error("unexpected error while serving a call", exc_info=error)
+    await context.abort_with_status(rpc_status.to_status(to_status(error)))
+
+
+def maps_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a servicer method (unary or server-streaming) so that errors become statuses."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except Exception as error:
+                if _already_aborted(error):
+                    raise
+                await abort(context, error)
+
+        return stream_wrapper
+
+    @functools.wraps(method)
+    async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except Exception as error:
+            if _already_aborted(error):
+                raise
+            await abort(context, error)
+
+    return unary_wrapper
+
+
+def _already_aborted(error: Exception) -> bool:
+    # context.abort() raises this to unwind; it must pass through untouched.
+    return isinstance(error, grpc.aio.AbortError)

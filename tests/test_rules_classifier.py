@@ -1,0 +1,303 @@
+"""Behaviour of the built-in ``rules`` classifier (plugins/modelrouter_rules)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import modelrouter_rules
+import pytest
+from modelrouter import (
+    Classification,
+    Classifier,
+    Complexity,
+    Message,
+    Role,
+    RoutingRequest,
+    TaskType,
+)
+from modelrouter_rules import TIER_BANDS, RulesClassifier
+from modelrouter_rules.patterns import TASK_PATTERNS, TIER_PATTERNS
+
+FILLER = "the cat sat on the mat near the door "  # eight words that match no pattern
+
+
+def classify(
+    prompt: str | RoutingRequest, classifier: RulesClassifier | None = None
+) -> Classification:
+    request = prompt if isinstance(prompt, RoutingRequest) else RoutingRequest.from_prompt(prompt)
+    return asyncio.run((classifier or RulesClassifier()).classify(request))
+
+
+def conversation(*turns: tuple[Role, str]) -> RoutingRequest:
+    return RoutingRequest(messages=tuple(Message(role, text) for role, text in turns))
+
+
+def in_band(result: Classification) -> bool:
+    low, high = TIER_BANDS[result.complexity]
+    if result.complexity is Complexity.EXPERT:
+        return low <= result.score <= high
+    return low <= result.score < high
+
+
+@pytest.mark.parametrize(
+    ("prompt", "feature"),
+    [
+        (
+            "The service feels somewhat isolated from the rest of the cluster.",
+            "tier_matches_simple",
+        ),
+        ("Nowhere is quieter than the library.", "tier_matches_simple"),
+        ("Please redefine the team boundaries for next quarter.", "tier_matches_simple"),
+        ("Can you proofread my cover letter?", "tier_matches_expert"),
+        ("I bought a waterproof jacket and improved my posture.", "tier_matches_expert"),
+        ("Reanalyzed numbers look fine to me.", "tier_matches_complex"),
+        ("The somewhat isolated village.", "task_matches_qa"),
+        ("This car was made in Germany.", "task_matches_translation"),
+    ],
+)
+def test_patterns_only_match_whole_words(prompt: str, feature: str) -> None:
+    assert classify(prompt).features[feature] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "feature"),
+    [
+        ("What is a monad?", "tier_matches_simple"),
+        ("What\u2019s a monad?", "tier_matches_simple"),
+        ("Define entropy.", "tier_matches_simple"),
+        ("Prove it.", "tier_matches_expert"),
+        ("Analyze the logs.", "tier_matches_complex"),
+    ],
+)
+def test_patterns_match_the_word_itself(prompt: str, feature: str) -> None:
+    assert classify(prompt).features[feature] >= 1.0
+
+
+def test_most_demanding_tier_wins_whatever_the_word_order() -> None:
+    forward = classify("What is a group? Prove that every subgroup of a cyclic group is cyclic.")
+    backward = classify("Prove that every subgroup of a cyclic group is cyclic. What is a group?")
+
+    assert forward.complexity is backward.complexity is Complexity.EXPERT
+    assert forward.features["tier_matches_simple"] >= 1.0
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "What is a group? Prove that every subgroup of a cyclic group is cyclic.",
+        "Explain and compare these two designs, then analyze the trade-offs.",
+        "Translate this story into Spanish and summarize it.",
+        "What does this function return?\n```python\ndef f(x):\n    return x * 2\n```",
+    ],
+)
+def test_result_does_not_depend_on_pattern_table_order(prompt: str) -> None:
+    reordered = RulesClassifier(
+        tier_patterns=dict(reversed(list(TIER_PATTERNS.items()))),
+        task_patterns=dict(reversed(list(TASK_PATTERNS.items()))),
+    )
+
+    assert classify(prompt, reordered) == classify(prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "task"),
+    [
+        ("Hey, good morning! How are you doing today?", TaskType.CHAT),
+        ("What is the capital of Australia?", TaskType.QA),
+        ("Summarize the key points of the meeting notes below.", TaskType.SUMMARIZATION),
+        ("Write a Python function that reverses a linked list.", TaskType.CODE),
+        (
+            "A bat and a ball cost 1.10 in total; calculate the price of the ball.",
+            TaskType.REASONING,
+        ),
+        ("Write a short poem about the sea at night.", TaskType.CREATIVE),
+        (
+            "Extract all email addresses and phone numbers from the following text.",
+            TaskType.EXTRACTION,
+        ),
+        ("Translate 'where is the train station' into German.", TaskType.TRANSLATION),
+    ],
+)
+def test_each_task_type_is_detected_from_a_realistic_prompt(prompt: str, task: TaskType) -> None:
+    assert classify(prompt).task_type is task
+
+
+def test_prompt_matching_no_task_pattern_defaults_to_chat_with_low_confidence() -> None:
+    result = classify("Blue lamps over quiet rivers.")
+
+    assert result.task_type is TaskType.CHAT
+    assert result.confidence < classify("What is the capital of Peru?").confidence
+
+
+def test_task_tie_goes_to_the_more_specific_type() -> None:
+    # One SUMMARIZATION match ("summarize") against one CREATIVE match ("story").
+    result = classify("Please summarize this story.")
+
+    assert result.features["task_matches_summarization"] == result.features["task_matches_creative"]
+    assert result.task_type is TaskType.SUMMARIZATION
+
+
+def test_longer_prompt_raises_tier() -> None:
+    short = classify("Tell me about " + FILLER)
+    medium = classify("Tell me about " + FILLER * 8)
+    long = classify("Tell me about " + FILLER * 26)
+
+    assert short.complexity is Complexity.SIMPLE
+    assert medium.complexity is Complexity.MODERATE
+    assert long.complexity is Complexity.COMPLEX
+
+
+def test_prior_turns_raise_tier() -> None:
+    alone = classify("What is a mutex?")
+    follow_up = classify(
+        conversation(
+            (Role.USER, "I am reading about threads."),
+            (Role.ASSISTANT, "Great, ask me anything."),
+            (Role.USER, "What is a mutex?"),
+        )
+    )
+
+    assert alone.complexity is Complexity.SIMPLE
+    assert follow_up.complexity is Complexity.MODERATE
+    assert follow_up.features["has_context"] == 1.0
+
+
+def test_long_system_prompt_raises_tier_but_short_one_does_not() -> None:
+    question = "What is a mutex?"
+    short_system = classify(conversation((Role.SYSTEM, "Be concise."), (Role.USER, question)))
+    long_system = classify(
+        conversation((Role.SYSTEM, "You are a tutor. " + FILLER * 30), (Role.USER, question))
+    )
+
+    assert short_system.complexity is Complexity.SIMPLE
+    assert long_system.complexity is Complexity.MODERATE
+
+
+def test_context_alone_does_not_make_a_request_expert() -> None:
+    result = classify(
+        conversation(
+            (Role.USER, "Hello"),
+            (Role.ASSISTANT, "Hi"),
+            (Role.USER, "Analyze the architecture of this service in depth."),
+        )
+    )
+
+    assert result.complexity is Complexity.COMPLEX
+
+
+def test_code_block_raises_score_and_makes_task_code() -> None:
+    plain = classify("Why does this fail with a division error?")
+    with_code = classify(
+        "Why does this fail with a division error?\n```python\ntotal = 10\nprint(total / 0)\n```"
+    )
+
+    assert with_code.task_type is TaskType.CODE
+    assert with_code.features["code_blocks"] == 1.0
+    assert with_code.score > plain.score
+
+
+def test_code_inside_fences_is_not_read_as_vocabulary() -> None:
+    result = classify("Rename this:\n```rust\n#[derive(Debug)]\nstruct Proof { id: u32 }\n```")
+
+    assert result.features["tier_matches_expert"] == 0.0
+    assert result.complexity is Complexity.MODERATE
+
+
+def test_inline_code_raises_score() -> None:
+    plain = classify("Rename the counter variable please.")
+    inline = classify("Rename the `counter` variable please.")
+
+    assert inline.features["inline_code"] == 1.0
+    assert inline.score > plain.score
+
+
+def test_multi_step_instructions_raise_score_and_tier() -> None:
+    single = classify("Install the package.")
+    steps = classify(
+        "First install the package, then configure the proxy and then restart the daemon."
+    )
+    numbered = classify("Do this:\n1. install the package\n2. configure it\n3. restart it")
+
+    assert single.complexity is Complexity.SIMPLE
+    assert steps.features["multi_step_markers"] >= 2.0
+    assert numbered.features["multi_step_markers"] == 3.0
+    assert steps.complexity is numbered.complexity is Complexity.MODERATE
+    assert steps.score > single.score
+
+
+DIVERSE_REQUESTS: list[str | RoutingRequest] = [
+    "",
+    "hi",
+    "What is 2 + 2?",
+    "Explain how DNS resolution works.",
+    "Compare Postgres and MySQL for a write-heavy workload.",
+    "Analyze the trade-offs between microservices and a monolith in depth.",
+    "Prove that there are infinitely many primes, rigorously, from first principles.",
+    "Derive the gradient of softmax cross-entropy step by step and then prove it is convex.",
+    "Summarize: " + FILLER * 40,
+    "Fix this:\n```js\nconst x = y +;\n```\nand then explain the `SyntaxError`.",
+    "1. a\n2. b\n3. c\n4. d\n5. e\n" * 10,
+    "```\n" + "x = 1\n" * 400 + "```\n" + FILLER * 60,
+    "What is a proof? " * 30,
+    conversation((Role.USER, "hi"), (Role.ASSISTANT, "hello"), (Role.USER, "thanks!")),
+    conversation(
+        (Role.SYSTEM, FILLER * 40),
+        (Role.USER, "Design a lock-free queue and analyze it in depth."),
+    ),
+    conversation(
+        (Role.USER, "Let's talk about graphs."),
+        (Role.ASSISTANT, "Sure."),
+        (Role.USER, "Prove the max-flow min-cut theorem. " + FILLER * 50 + "```py\npass\n```"),
+    ),
+]
+
+
+@pytest.mark.parametrize("request_", DIVERSE_REQUESTS)
+def test_score_falls_inside_the_band_of_the_tier(request_: str | RoutingRequest) -> None:
+    result = classify(request_)
+
+    assert in_band(result), (result.complexity, result.score)
+    assert 0.0 <= result.confidence <= 1.0
+    assert all(isinstance(value, float) for value in result.features.values())
+
+
+@pytest.mark.parametrize("request_", DIVERSE_REQUESTS)
+def test_same_request_gives_the_same_classification(request_: str | RoutingRequest) -> None:
+    classifier = RulesClassifier()
+
+    assert classify(request_, classifier) == classify(request_, classifier)
+    assert classify(request_, classifier) == classify(request_, RulesClassifier())
+
+
+def test_empty_prompt_is_simple_chat_with_low_confidence() -> None:
+    for request in (
+        RoutingRequest.from_prompt(""),
+        RoutingRequest.from_prompt("   \n"),
+        conversation((Role.SYSTEM, "You are helpful.")),
+    ):
+        result = classify(request)
+
+        assert result.complexity is Complexity.SIMPLE
+        assert result.task_type is TaskType.CHAT
+        assert result.confidence <= 0.1
+
+
+def test_clear_match_is_more_confident_than_conflicting_tiers() -> None:
+    clear = classify("Prove the theorem.")
+    conflicting = classify("What is a theorem? Prove it.")
+
+    assert clear.complexity is conflicting.complexity is Complexity.EXPERT
+    assert clear.confidence > conflicting.confidence
+
+
+def test_classification_is_attributed_to_rules() -> None:
+    assert classify("hello").classifier == "rules"
+
+
+def test_hookimpl_registers_a_classifier_named_rules() -> None:
+    registered: list[Classifier] = []
+
+    modelrouter_rules.register_classifiers(registered.append)
+
+    assert [c.name for c in registered] == ["rules"]
+    assert isinstance(registered[0], Classifier)
