@@ -87,6 +87,25 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    """The ``[execution]`` table: retries, backoff, circuit breaking and timeouts of Execute."""
+
+    #: Calls to one model per request before moving to the next fallback (1 = no retry).
+    max_attempts_per_model: int = 2
+    #: Full-jitter backoff: the n-th retry waits uniform(0, min(max, base * 2**n)) seconds,
+    #: or the upstream's Retry-After when it gives one.
+    backoff_base_s: float = 0.25
+    #: Longest wait before a retry; a Retry-After above it moves to the next fallback instead.
+    backoff_max_s: float = 5.0
+    #: Consecutive failures after which a model cools down and selection skips it.
+    circuit_failure_threshold: int = 5
+    #: How long a model cools down, in seconds.
+    circuit_cooldown_s: float = 10.0
+    #: Longest an Execute call may take when the caller sets a longer (or no) deadline.
+    request_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     routing: RoutingConfig
@@ -95,6 +114,7 @@ class Config:
     #: Tables this module does not interpret (telemetry, storage, ...), for other modules.
     extra: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<default>"
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -117,7 +137,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     reader = _Reader(source)
-    known = {"server", "routing", "providers", "models"}
+    known = {"server", "routing", "providers", "models", "execution"}
     server = _server(reader, reader.table(data, "server"))
     routing = _routing(reader, reader.table(data, "routing"))
     providers = {
@@ -135,7 +155,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     if duplicates:
         raise ConfigError(f"{source}: models: duplicate model names {duplicates}")
     extra = {key: value for key, value in data.items() if key not in known}
-    return Config(server, routing, providers, models, extra, source)
+    execution = _execution(reader, reader.table(data, "execution"))
+    return Config(server, routing, providers, models, extra, source, execution)
 
 
 class _Reader:
@@ -179,7 +200,7 @@ class _Reader:
     ) -> float:
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            bounds = f"[{low:g}, {high:g}]" if high != float("inf") else f">= {low:g}"
+            bounds = f"in [{low:g}, {high:g}]" if high != float("inf") else f">= {low:g}"
             raise self.fail(f"{path}.{key}", f"a number {bounds}", value)
         return float(value)
 
@@ -241,6 +262,28 @@ def _routing(r: _Reader, data: dict[str, Any]) -> RoutingConfig:
         ),
         min_quality=min_quality,
         task_capabilities=capabilities,
+    )
+
+
+def _execution(r: _Reader, data: dict[str, Any]) -> ExecutionConfig:
+    d = ExecutionConfig()
+    known = {f for f in ExecutionConfig.__dataclass_fields__}
+    for key in data:
+        if key not in known:
+            raise r.fail(f"execution.{key}", f"one of {', '.join(sorted(known))}", key)
+    return ExecutionConfig(
+        max_attempts_per_model=r.integer(
+            data, "max_attempts_per_model", "execution", d.max_attempts_per_model, 1
+        ),
+        backoff_base_s=r.number(data, "backoff_base_s", "execution", d.backoff_base_s),
+        backoff_max_s=r.number(data, "backoff_max_s", "execution", d.backoff_max_s),
+        circuit_failure_threshold=r.integer(
+            data, "circuit_failure_threshold", "execution", d.circuit_failure_threshold, 1
+        ),
+        circuit_cooldown_s=r.number(data, "circuit_cooldown_s", "execution", d.circuit_cooldown_s),
+        request_timeout_s=r.number(
+            data, "request_timeout_s", "execution", d.request_timeout_s, low=0.001
+        ),
     )
 
 

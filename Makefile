@@ -1,0 +1,35 @@
+# Two commands, each from a fresh clone:  `make serve`  and  `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= dev
+
+.PHONY: serve test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip setuptools wheel
+
+# Installs the package (generating the gRPC code from protos/) with the given extras.
+install: $(BIN)/python
+	$(BIN)/pip install -e '.[$(EXTRAS)]'
+
+serve:
+	$(MAKE) install EXTRAS=local
+	$(BIN)/modelrouter serve $(ARGS)
+
+test:
+	$(MAKE) install EXTRAS=dev,local
+	$(BIN)/pip install ./plugins/examples/modelrouter-example-classifier
+	$(MAKE) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint:
+	cd protos && ../$(BIN)/buf lint
+	$(BIN)/ruff check server plugins clients tests benchmarks
+
+bench:
+	$(BIN)/python benchmarks/route_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info server/modelrouter/v1/*_pb2*.py*
