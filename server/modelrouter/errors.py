@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class RouterError(Exception):
@@ -86,3 +87,46 @@ class ProviderError(RouterError):
 
 class ConfigError(RouterError):
     """The configuration file is invalid. The message names the file, key and expectation."""
+
+
+class BudgetExhausted(RouterError):
+    """A tenant's budget for a window cannot cover the request (maps to RESOURCE_EXHAUSTED).
+
+    ``window`` is ``hour``, ``day`` or ``month``; ``resets_at`` is when it next resets (UTC).
+    """
+
+    def __init__(self, tenant: str, window: str, limit_usd: float, resets_at: datetime) -> None:
+        self.tenant, self.window, self.limit_usd, self.resets_at = tenant, window, limit_usd, resets_at
+        super().__init__(
+            f"tenant {tenant!r} has exhausted its {window} budget of ${limit_usd:g}; "
+            f"it resets at {resets_at.isoformat()}"
+        )
+
+
+class Unauthenticated(RouterError):
+    """The call carries no valid API key (maps to UNAUTHENTICATED)."""
+
+
+class StorageUnavailable(RouterError):
+    """A storage backend could not be reached after retries (maps to UNAVAILABLE).
+
+    Nothing was acknowledged; the caller may retry.
+    """
+
+
+class ExecutionFailed(RouterError):
+    """Execute could not produce an answer: every attempt failed, or a stream broke.
+
+    Maps to UNAVAILABLE. ``summary`` (a ``modelrouter.execution.ExecutionSummary``) lists
+    every attempt with its usage and cost so far; ``retry_after_s`` is the longest wait an
+    upstream asked for, when any did.
+    """
+
+    def __init__(self, message: str, summary: object, retry_after_s: float | None = None) -> None:
+        self.summary = summary
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class ExecutionDeadlineExceeded(ExecutionFailed):
+    """The caller's deadline (or ``execution.request_timeout_s``) ran out (DEADLINE_EXCEEDED)."""

@@ -20,12 +20,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from .errors import (
+    BudgetExhausted,
     ConfigError,
     InvalidRequest,
     ModelUnavailable,
     NoEligibleModel,
     NotFound,
     RouterError,
+    StorageUnavailable,
+    Unauthenticated,
 )
 
 ERROR_DOMAIN = "modelrouter.dev"
@@ -68,6 +71,22 @@ def to_status(error: Exception) -> status_pb2.Status:
             ]
         )
         return _status(code_pb2.FAILED_PRECONDITION, str(error), "MODEL_UNAVAILABLE", failure)
+    if isinstance(error, BudgetExhausted):
+        quota = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=f"tenant:{error.tenant}/budget:{error.window}", description=str(error)
+                )
+            ]
+        )
+        return _status(
+            code_pb2.RESOURCE_EXHAUSTED, str(error), "BUDGET_EXHAUSTED", quota,
+            metadata={"window": error.window, "resets_at": error.resets_at.isoformat()},
+        )
+    if isinstance(error, Unauthenticated):
+        return _status(code_pb2.UNAUTHENTICATED, str(error), "UNAUTHENTICATED")
+    if isinstance(error, StorageUnavailable):
+        return _status(code_pb2.UNAVAILABLE, str(error), "STORAGE_UNAVAILABLE")
     if isinstance(error, ConfigError):
         return _status(code_pb2.FAILED_PRECONDITION, str(error), "CONFIGURATION")
     if isinstance(error, RouterError):
