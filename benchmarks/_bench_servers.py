@@ -1,0 +1,60 @@
+"""Servers the benchmarks start in their own processes, so the client does not share their loop.
+
+    python benchmarks/_bench_servers.py echo       # bare grpc.aio ModelRouter returning a constant
+    python benchmarks/_bench_servers.py router     # the real server on the test catalog
+
+Each prints its port on the first line of stdout, then serves until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import grpc
+
+from modelrouter.v1 import router_pb2 as pb
+from modelrouter.v1 import router_pb2_grpc
+
+
+class EchoRouter(router_pb2_grpc.ModelRouterServicer):
+    """The cheapest possible ModelRouter: answers a fixed message of realistic size."""
+
+    ROUTE = pb.RouteResponse(
+        decision_id="00000000-0000-0000-0000-000000000000",
+        classification=pb.ClassifyResponse(complexity=1, task_type=2, score=0.1, confidence=0.7,
+                                           classifier="echo", features={"word_count": 7.0}),
+        selected=pb.Candidate(model="tiny", provider="budget", estimated_cost_usd=2e-5,
+                              estimated_latency_ms=200, quality=0.4),
+        fallbacks=[pb.Candidate(model="large", provider="premium", estimated_cost_usd=1e-3,
+                                estimated_latency_ms=1500, quality=0.9)],
+        reason="echo",
+    )
+
+    async def Route(self, request, context):
+        return self.ROUTE
+
+    async def Classify(self, request, context):
+        return self.ROUTE.classification
+
+
+async def run(kind: str) -> None:
+    if kind == "echo":
+        server = grpc.aio.server()
+        router_pb2_grpc.add_ModelRouterServicer_to_server(EchoRouter(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+    else:
+        from modelrouter.config import load_config, parse_config
+        from modelrouter.server import create_server
+        from modelrouter.testing import TEST_CONFIG, fake_provider_plugin
+
+        config = load_config(sys.argv[2]) if len(sys.argv) > 2 else parse_config(TEST_CONFIG)
+        started = await create_server(config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin])
+        server, port = started.grpc_server, started.port
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    asyncio.run(run(sys.argv[1]))

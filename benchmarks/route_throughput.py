@@ -1,0 +1,124 @@
+"""Route and Classify throughput over gRPC, next to a bare grpc.aio echo server.
+
+Both servers run in their own processes and are measured in the same run with the same
+client, so the ratio says what routing costs on top of gRPC itself:
+
+    python benchmarks/route_throughput.py [--requests 4000] [--concurrency 32]
+
+Targets: Route >= 0.7 of the echo server's throughput (rules classifier); router
+resident memory < 150 MB after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from modelrouter.v1 import router_pb2 as pb
+from modelrouter.v1 import router_pb2_grpc
+
+HERE = Path(__file__).parent
+PROMPTS = [
+    "What is the capital of France?",
+    "Summarize the following paragraph in two sentences: " + "The committee met to discuss the budget. " * 8,
+    "Write a Python function that merges two sorted lists, then explain its complexity step by step.",
+    "Prove that the square root of 2 is irrational.",
+    "Translate 'where is the train station' into German.",
+    "Hi there! How are you today?",
+]
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "_bench_servers.py"), *args], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def load(port: int, call: Callable[[router_pb2_grpc.ModelRouterStub, int], object],
+               requests: int, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        for i in range(50):  # warm-up: connections, caches
+            await call(stub, i)  # type: ignore[misc]
+        counter = iter(range(requests))
+
+        async def worker() -> None:
+            for i in counter:
+                start = time.perf_counter()
+                await call(stub, i)  # type: ignore[misc]
+                latencies.append(time.perf_counter() - start)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "rps": requests / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def route(stub: router_pb2_grpc.ModelRouterStub, i: int) -> object:
+    prompt = PROMPTS[i % len(PROMPTS)]
+    return stub.Route(pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)]))
+
+
+def classify(stub: router_pb2_grpc.ModelRouterStub, i: int) -> object:
+    prompt = PROMPTS[i % len(PROMPTS)]
+    return stub.Classify(pb.ClassifyRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)]))
+
+
+def report(name: str, result: dict[str, float], baseline: dict[str, float]) -> None:
+    print(f"{name:<18} {result['rps']:>8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+          f"p99 {result['p99_ms']:6.2f} ms  ratio to echo {result['rps'] / baseline['rps']:.2f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--config", help="router config (default: the test catalog)")
+    args = parser.parse_args()
+
+    echo, echo_port = start_server("echo")
+    router, router_port = start_server("router", *([args.config] if args.config else []))
+    try:
+        echo_route = await load(echo_port, route, args.requests, args.concurrency)
+        routed = await load(router_port, route, args.requests, args.concurrency)
+        echo_classify = await load(echo_port, classify, args.requests, args.concurrency)
+        classified = await load(router_port, classify, args.requests, args.concurrency)
+        rss = resident_mb(router.pid)
+    finally:
+        for process in (echo, router):
+            process.kill()
+            process.wait()
+    print(f"{args.requests} requests per case, concurrency {args.concurrency}, rules classifier")
+    report("echo Route", echo_route, echo_route)
+    report("router Route", routed, echo_route)
+    report("echo Classify", echo_classify, echo_classify)
+    report("router Classify", classified, echo_classify)
+    print(f"router resident memory after the run: {rss:.1f} MB (target < 150 MB)")
+    print(f"Route throughput ratio: {routed['rps'] / echo_route['rps']:.2f} (target >= 0.70)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
