@@ -44,8 +44,8 @@ class _Rule:
     #: Name reported when this rule empties the candidate list.
     constraint: str
     keep: Callable[[Candidate], bool]
-    #: What the rule demanded, for the error message.
-    demand: str
+    #: What the rule demanded, for the error message; formatted only when it is needed.
+    demand: Callable[[], str]
 
 
 def select(
@@ -75,44 +75,44 @@ def select(
         _Rule(
             "constraints.excluded_models",
             lambda c: c.model.name not in constraints.excluded_models,
-            f"models other than {sorted(constraints.excluded_models)}",
+            lambda: f"models other than {sorted(constraints.excluded_models)}",
         ),
         _Rule(
             "constraints.allowed_providers",
             lambda c: not constraints.allowed_providers
             or c.model.provider in constraints.allowed_providers,
-            f"providers in {sorted(constraints.allowed_providers)}",
+            lambda: f"providers in {sorted(constraints.allowed_providers)}",
         ),
         _Rule(
             "availability",
             lambda c: unavailable_reason(c.model) is None,
-            "a model that is available now (see ListModels for why others are not)",
+            lambda: "a model that is available now (see ListModels for why others are not)",
         ),
         _Rule(
             "complexity",
             lambda c: c.model.max_complexity >= complexity,
-            f"a model trusted with {complexity.name} requests",
+            lambda: f"a model trusted with {complexity.name} requests",
         ),
         _Rule(
             "task_type",
             lambda c: task_capabilities <= c.model.capabilities,
-            f"capabilities {sorted(task_capabilities)} for {classification.task_type.name} tasks",
+            lambda: f"capabilities {sorted(task_capabilities)} for {classification.task_type.name} tasks",
         ),
         _Rule(
             "constraints.required_capabilities",
             lambda c: caller_capabilities <= c.model.capabilities,
-            f"capabilities {sorted(caller_capabilities)}",
+            lambda: f"capabilities {sorted(caller_capabilities)}",
         ),
         _Rule(
             "context_window",
             lambda c: input_tokens + output_tokens <= c.model.context_window_tokens,
-            f"a context window of at least {input_tokens + output_tokens} tokens "
+            lambda: f"a context window of at least {input_tokens + output_tokens} tokens "
             f"({input_tokens} estimated prompt + {output_tokens} output)",
         ),
         _Rule(
             "complexity",
             lambda c: c.quality >= complexity_floor,
-            f"quality >= {complexity_floor:.2f} for {complexity.name} requests",
+            lambda: f"quality >= {complexity_floor:.2f} for {complexity.name} requests",
         ),
     ]
     if constraints.min_quality is not None:
@@ -120,7 +120,7 @@ def select(
             _Rule(
                 "constraints.min_quality",
                 lambda c: c.quality >= constraints.min_quality,  # type: ignore[operator]
-                f"quality >= {constraints.min_quality:.2f}",
+                lambda: f"quality >= {constraints.min_quality:.2f}",
             )
         )
     if constraints.max_latency_ms is not None:
@@ -128,7 +128,7 @@ def select(
             _Rule(
                 "constraints.max_latency_ms",
                 lambda c: c.estimated_latency_ms <= constraints.max_latency_ms,  # type: ignore[operator]
-                f"typical latency <= {constraints.max_latency_ms:g} ms",
+                lambda: f"typical latency <= {constraints.max_latency_ms:g} ms",
             )
         )
     if constraints.max_cost_usd is not None:
@@ -136,22 +136,35 @@ def select(
             _Rule(
                 "constraints.max_cost_usd",
                 lambda c: c.estimated_cost_usd <= constraints.max_cost_usd,  # type: ignore[operator]
-                f"estimated cost <= ${constraints.max_cost_usd:g}",
+                lambda: f"estimated cost <= ${constraints.max_cost_usd:g}",
             )
         )
-    for rule in rules:
-        survivors = [c for c in candidates if rule.keep(c)]
-        if not survivors:
-            raise NoEligibleModel(
-                rule.constraint,
-                f"{len(candidates)} candidate(s) left before it, none with {rule.demand}",
-            )
-        candidates = survivors
+    # A candidate survives when it passes every rule; when none does, the rule that emptied
+    # the list is the latest first failure among them (the earlier rules left someone).
+    survivors: list[Candidate] = []
+    latest_failure = -1
+    for candidate in candidates:
+        failed_at = next((i for i, rule in enumerate(rules) if not rule.keep(candidate)), None)
+        if failed_at is None:
+            survivors.append(candidate)
+        else:
+            latest_failure = max(latest_failure, failed_at)
+    if not survivors:
+        rule = rules[latest_failure]
+        left = sum(
+            all(earlier.keep(c) for earlier in rules[:latest_failure]) for c in candidates
+        )
+        raise NoEligibleModel(
+            rule.constraint, f"{left} candidate(s) left before it, none with {rule.demand()}"
+        )
+    candidates = survivors
 
     floor = max(complexity_floor, constraints.min_quality or 0.0)
     wtp = constraints.willingness_to_pay
     if wtp is not None:
-        candidates.sort(key=lambda c: (-(c.quality - wtp * c.estimated_cost_usd), c.estimated_cost_usd, c.model.name))
+        candidates.sort(
+            key=lambda c: (-(c.quality - wtp * c.estimated_cost_usd), c.estimated_cost_usd, c.model.name)
+        )
         best = candidates[0]
         reason = (
             f"best quality minus {wtp:g} x cost among {len(candidates)} eligible models "
