@@ -83,11 +83,11 @@ async def test_route_through_installed_example_plugin(modelrouter_stub):
     assert response.selected.model == "small-coder"
 
 
-async def test_execute_is_declared_but_unimplemented(modelrouter_stub):
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await modelrouter_stub.stub.Execute(pb.ExecuteRequest(messages=user("hi")))
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "Execute" in caught.value.details()
+async def test_execute_answers_from_the_cheapest_model(modelrouter_stub):
+    response = await modelrouter_stub.stub.Execute(pb.ExecuteRequest(messages=user("hi")))
+    assert response.text == "echo: hi"
+    assert (response.model, response.provider) == ("tiny", "budget")
+    assert [a.outcome for a in response.attempts] == ["ok"]
 
 
 async def test_health_serving_then_not_serving_on_graceful_stop(modelrouter_server_factory):

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .base import Provider, ProviderSettings
 from .config import Config, ModelSpec
 from .errors import ModelUnavailable, NotFound
+
+if TYPE_CHECKING:
+    from .execution.circuit import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,9 @@ class Catalog:
         self.providers: dict[str, Provider] = {}
         #: Provider name -> why its models cannot be used.
         self.provider_problems: dict[str, str] = {}
+        #: Consulted by :meth:`unavailable_reason`: a model cooling down after failures is
+        #: skipped by selection and listed as unavailable. Set by the server's executor.
+        self.breaker: CircuitBreaker | None = None
         for name, provider_config in config.providers.items():
             provider_type = provider_types.get(provider_config.type)
             if provider_type is None:
@@ -67,10 +74,15 @@ class Catalog:
 
     def unavailable_reason(self, model: ModelSpec) -> str | None:
         """Why ``model`` cannot be called now, or ``None`` when it can."""
-        return self.provider_problems.get(model.provider)
+        problem = self.provider_problems.get(model.provider)
+        if problem is None and self.breaker is not None:
+            problem = self.breaker.open_reason(model.name)
+        return problem
 
     def provider_for(self, model: ModelSpec) -> Provider:
-        reason = self.unavailable_reason(model)
+        """The provider serving ``model``, even while its circuit is open (the executor
+        decides about cooling models); ``ModelUnavailable`` when it cannot work at all."""
+        reason = self.provider_problems.get(model.provider)
         if reason is not None:
             raise ModelUnavailable(model.name, reason)
         return self.providers[model.provider]

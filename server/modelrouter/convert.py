@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from .base import Usage
 from .config import ModelSpec
 from .errors import FieldViolation, InvalidRequest
+from .execution.results import AttemptRecord, ExecutionSummary
 from .plugins import PluginInfo
 from .selection import Candidate
 from .types import Classification, Constraints, Message, Role, RoutingRequest
@@ -155,4 +157,59 @@ def plugin_message(info: PluginInfo) -> pb.Plugin:
         hooks=info.hooks,
         registered=info.registered,
         load_error=info.load_error,
+    )
+
+
+def temperature(request: pb.ExecuteRequest) -> float | None:
+    """``ExecuteRequest.temperature``, validated to [0, 2]; ``None`` when unset."""
+    if not request.HasField("temperature"):
+        return None
+    value = request.temperature
+    if math.isnan(value) or not 0.0 <= value <= 2.0:
+        raise InvalidRequest.single("temperature", f"must be in [0, 2], got {value:g}")
+    return value
+
+
+def _usage_message(usage: Usage | None) -> pb.TokenUsage:
+    if usage is None:
+        return pb.TokenUsage()
+    return pb.TokenUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+
+
+def attempt_message(record: AttemptRecord) -> pb.Attempt:
+    return pb.Attempt(
+        model=record.model,
+        provider=record.provider,
+        outcome=record.outcome,
+        error_type=record.error_type,
+        latency_ms=record.latency_ms,
+        usage=_usage_message(record.usage),
+        cost_usd=record.cost_usd,
+        error_message=record.error_message,
+    )
+
+
+def execute_response(summary: ExecutionSummary) -> pb.ExecuteResponse:
+    return pb.ExecuteResponse(
+        text=summary.text,
+        model=summary.model,
+        provider=summary.provider,
+        usage=_usage_message(summary.usage),
+        cost_usd=summary.cost_usd,
+        latency_ms=summary.latency_ms,
+        decision_id=summary.decision.decision_id,
+        classification=classification_message(summary.decision.classification),
+        attempts=[attempt_message(r) for r in summary.attempts],
+        finish_reason=summary.finish_reason,
+    )
+
+
+def execute_failure(summary: ExecutionSummary) -> pb.ExecuteFailure:
+    return pb.ExecuteFailure(
+        decision_id=summary.decision.decision_id,
+        attempts=[attempt_message(r) for r in summary.attempts],
+        usage=_usage_message(summary.usage),
+        cost_usd=summary.cost_usd,
+        stream_started=summary.stream_started,
+        usage_estimated=summary.usage_estimated,
     )

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import ConfigError
+from .execution import Executor
 from .plugins import load_plugins
 from .router import Router
 from .servicer import ModelRouterServicer
@@ -81,7 +82,11 @@ async def create_server(
             ("grpc.max_send_message_length", limit),
         ]
     )
-    router_pb2_grpc.add_ModelRouterServicer_to_server(ModelRouterServicer(router), server)
+    executor = Executor(catalog, config.execution)
+    # Selection and ListModels see the breaker too: a cooling model is skipped and listed
+    # as unavailable with the reason.
+    catalog.breaker = executor.breaker
+    router_pb2_grpc.add_ModelRouterServicer_to_server(ModelRouterServicer(router, executor), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

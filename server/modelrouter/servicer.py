@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
 
 from . import convert
-from .errors import InvalidRequest
+from .errors import InvalidRequest, NotFound
+from .execution import Executor, decide
 from .router import Router
 from .status import maps_errors
 from .v1 import router_pb2 as pb
@@ -15,8 +17,14 @@ from .v1 import router_pb2_grpc
 
 
 class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, executor: Executor | None = None) -> None:
         self.router = router
+        self.executor = executor or Executor(router.catalog, router.config.execution)
+
+    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
+        """The calling tenant (``default`` when auth is off); ``Unauthenticated`` on a bad key."""
+        state = self.router.state
+        return state.auth.tenant_for(context.invocation_metadata()) if state else "default"
 
     @maps_errors
     async def Classify(
@@ -46,21 +54,34 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     async def Execute(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExecuteResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "Execute is not implemented yet in this version; use Route and call the model yourself",
+        routing_request = convert.routing_request(
+            request.messages, request.constraints, model=request.model, tenant=self._tenant(context)
         )
-        raise AssertionError("unreachable")
+        temperature = convert.temperature(request)
+        decision = await decide(self.router, routing_request)
+        summary = await self.executor.execute(
+            routing_request, decision, timeout_s=context.time_remaining(), temperature=temperature
+        )
+        return convert.execute_response(summary)
 
     @maps_errors
     async def ExecuteStream(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ExecuteStreamResponse]:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "ExecuteStream is not implemented yet in this version; use Route and call the model yourself",
+        routing_request = convert.routing_request(
+            request.messages, request.constraints, model=request.model, tenant=self._tenant(context)
         )
-        yield pb.ExecuteStreamResponse()
+        temperature = convert.temperature(request)
+        decision = await decide(self.router, routing_request)
+        events = self.executor.stream(
+            routing_request, decision, timeout_s=context.time_remaining(), temperature=temperature
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, str):
+                    yield pb.ExecuteStreamResponse(delta=event)
+                else:
+                    yield pb.ExecuteStreamResponse(summary=convert.execute_response(event))
 
     @maps_errors
     async def ListModels(

@@ -22,6 +22,8 @@ from grpc_status import rpc_status
 from .errors import (
     BudgetExhausted,
     ConfigError,
+    ExecutionDeadlineExceeded,
+    ExecutionFailed,
     InvalidRequest,
     ModelUnavailable,
     NoEligibleModel,
@@ -89,9 +91,37 @@ def to_status(error: Exception) -> status_pb2.Status:
         return _status(code_pb2.UNAVAILABLE, str(error), "STORAGE_UNAVAILABLE")
     if isinstance(error, ConfigError):
         return _status(code_pb2.FAILED_PRECONDITION, str(error), "CONFIGURATION")
+    if isinstance(error, ExecutionFailed):
+        return _execution_failed(error)
     if isinstance(error, RouterError):
         return _status(code_pb2.INTERNAL, str(error), type(error).__name__.upper())
     return _status(code_pb2.INTERNAL, "internal error; see the server log", "INTERNAL")
+
+
+def _execution_failed(error: ExecutionFailed) -> status_pb2.Status:
+    """UNAVAILABLE (DEADLINE_EXCEEDED when time ran out) with a modelrouter.v1.ExecuteFailure
+    listing every attempt, and a RetryInfo when an upstream asked callers to wait."""
+    from . import convert  # imported here: convert pulls in the execution package
+
+    failure = convert.execute_failure(error.summary)  # type: ignore[arg-type]
+    details: list[ProtoMessage] = [failure]
+    if error.retry_after_s is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(int(error.retry_after_s * 1000))
+        details.append(retry)
+    if isinstance(error, ExecutionDeadlineExceeded):
+        code, reason = code_pb2.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"
+    elif failure.stream_started:
+        code, reason = code_pb2.UNAVAILABLE, "STREAM_INTERRUPTED"
+    else:
+        code, reason = code_pb2.UNAVAILABLE, "ALL_ATTEMPTS_FAILED"
+    last_error = next((a.error_type for a in reversed(failure.attempts) if a.error_type), "")
+    metadata = {
+        "decision_id": failure.decision_id,
+        "attempts": str(len(failure.attempts)),
+        "last_error_type": last_error,
+    }
+    return _status(code, str(error), reason, *details, metadata=metadata)
 
 
 def _status(
