@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .base import Classifier
 from .catalog import Catalog
-from .config import Config
+from .config import Config, RoutingConfig
 from .errors import FieldViolation, InvalidRequest
 from .plugins import PluginRegistry
 from .selection import Selection, select
 from .types import Classification, RoutingRequest
+
+if TYPE_CHECKING:
+    from .state import StateServices
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +35,18 @@ class Decision:
 
 
 class Router:
-    def __init__(self, config: Config, registry: PluginRegistry, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        config: Config,
+        registry: PluginRegistry,
+        catalog: Catalog,
+        state: StateServices | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry
         self.catalog = catalog
+        #: Budgets, adaptive policy and decision log; ``None``: route statelessly.
+        self.state = state
 
     @property
     def default_classifier(self) -> str:
@@ -108,7 +121,23 @@ class Router:
             self.config.routing,
             self.catalog.unavailable_reason,
         )
-        return Decision(str(uuid.uuid4()), classification, selection)
+        decision_id = str(uuid.uuid4())
+        if self.state is not None:
+            steered = await self.state.steer(
+                request, classification, selection, self._reselect(classification), self.config.routing
+            )
+            selection = steered.selection
+            await self.state.log_decision(
+                decision_id, request, classification, selection, explored=steered.explored
+            )
+        return Decision(decision_id, classification, selection)
+
+    def _reselect(self, classification: Classification) -> Callable[[RoutingRequest, RoutingConfig], Selection]:
+        def reselect(request: RoutingRequest, routing: RoutingConfig) -> Selection:
+            models = list(self.catalog.models.values())
+            return select(request, classification, models, routing, self.catalog.unavailable_reason)
+
+        return reselect
 
     def _classifier(self, name: str) -> Classifier:
         try:

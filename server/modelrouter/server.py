@@ -24,11 +24,14 @@ from .execution import Executor
 from .plugins import load_plugins
 from .router import Router
 from .servicer import ModelRouterServicer
+from .state import open_state
+from .state.auth import AuthInterceptor, server_credentials
 from .v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["ModelRouter"].full_name
+_LOOPBACK = ("127.0.0.1", "::1", "localhost", "[::1]")
 
 
 @dataclass
@@ -46,6 +49,8 @@ class ModelRouterServer:
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(self.grace_period_s if grace is None else grace)
         await self.router.catalog.aclose()
+        if self.router.state is not None:
+            await self.router.state.aclose()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -58,6 +63,7 @@ async def create_server(
     port: int | None = None,
     plugins: Iterable[object] = (),
     environ: Mapping[str, str] | None = None,
+    reuse_port: bool = False,
 ) -> ModelRouterServer:
     """Load plugins, build the catalog, and start serving on ``host:port``.
 
@@ -73,14 +79,18 @@ async def create_server(
             f"is not a loaded classifier (loaded: {loaded})"
         )
     catalog = Catalog(config, registry.provider_types, environ)
-    router = Router(config, registry, catalog)
+    state = await open_state(config)
+    router = Router(config, registry, catalog, state)
 
     limit = config.server.max_message_bytes
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
-        ]
+            # Lets `serve --workers N` bind N processes to one port (Linux, macOS).
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ],
+        interceptors=[AuthInterceptor(state.auth, [SERVICE_NAME])],
     )
     executor = Executor(catalog, config.execution)
     # Selection and ListModels see the breaker too: a cooling model is skipped and listed
@@ -93,7 +103,13 @@ async def create_server(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{host or config.server.host}:{config.server.port if port is None else port}"
-    bound_port = server.add_insecure_port(address)
+    credentials = server_credentials(config.state.auth)
+    if credentials is None:
+        bound_port = server.add_insecure_port(address)
+    else:
+        bound_port = server.add_secure_port(address, credentials)
+    if not state.auth.enabled and (host or config.server.host) not in _LOOPBACK:
+        log.warning("auth is disabled on a non-loopback address: every caller is tenant 'default'")
     await server.start()
     # Ready only now: plugins are loaded, providers checked and the port is bound.
     for service in ("", SERVICE_NAME):

@@ -38,7 +38,9 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     async def Route(
         self, request: pb.RouteRequest, context: grpc.aio.ServicerContext
     ) -> pb.RouteResponse:
-        routing_request = convert.routing_request(request.messages, request.constraints)
+        routing_request = convert.routing_request(
+            request.messages, request.constraints, tenant=self._tenant(context)
+        )
         decision = await self.router.route(routing_request)
         selection = decision.selection
         return pb.RouteResponse(
@@ -114,4 +116,35 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
             plugins=[convert.plugin_message(p) for p in registry.plugins],
             classifiers=sorted(registry.classifiers),
             default_classifier=self.router.default_classifier,
+        )
+
+    @maps_errors
+    async def SubmitFeedback(
+        self, request: pb.SubmitFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitFeedbackResponse:
+        tenant = self._tenant(context)
+        if self.router.state is None:
+            raise NotFound("decision", request.decision_id)
+        created = await self.router.state.feedback.submit(
+            tenant, request.decision_id, request.score, request.success, request.comment,
+            request.source,
+        )
+        return pb.SubmitFeedbackResponse(decision_id=request.decision_id, duplicate=not created)
+
+    @maps_errors
+    async def GetUsage(
+        self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetUsageResponse:
+        tenant = self._tenant(context)
+        usage = await self.router.state.budgets.usage(tenant) if self.router.state else []
+        return pb.GetUsageResponse(
+            tenant=tenant,
+            windows=[
+                pb.WindowUsage(
+                    window=u.window, limit_usd=u.limit_usd, spent_usd=u.spent_usd,
+                    reserved_usd=u.reserved_usd, remaining_usd=u.remaining_usd,
+                    resets_at=u.resets_at.isoformat(),
+                )
+                for u in usage
+            ],
         )
