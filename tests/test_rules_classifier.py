@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import modelrouter
+import modelrouter.hookspecs
 import modelrouter_rules
+import pluggy
 import pytest
 from modelrouter import (
     Classification,
@@ -18,7 +25,7 @@ from modelrouter import (
 from modelrouter_rules import TIER_BANDS, RulesClassifier
 from modelrouter_rules.patterns import TASK_PATTERNS, TIER_PATTERNS
 
-FILLER = "the cat sat on the mat near the door "  # eight words that match no pattern
+FILLER = "the cat sat on the mat near the door "  # nine words that match no pattern
 
 
 def classify(
@@ -67,10 +74,28 @@ def test_patterns_only_match_whole_words(prompt: str, feature: str) -> None:
         ("Define entropy.", "tier_matches_simple"),
         ("Prove it.", "tier_matches_expert"),
         ("Analyze the logs.", "tier_matches_complex"),
+        ("Weigh the trade-offs of each option.", "tier_matches_complex"),
+        ("Go step-by-step.", "multi_step_markers"),
+        ("TL;DR of this thread please", "task_matches_summarization"),
     ],
 )
 def test_patterns_match_the_word_itself(prompt: str, feature: str) -> None:
     assert classify(prompt).features[feature] >= 1.0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "feature"),
+    [
+        ("What is a fjord? Our village is somewhat isolated.", "tier_matches_simple"),
+        ("Define the term now; we may redefine it later.", "tier_matches_simple"),
+        ("Give one proof and proofread the rest.", "tier_matches_expert"),
+        ("Made in Germany, explained in German.", "task_matches_translation"),
+    ],
+)
+def test_partial_words_do_not_count_when_the_whole_word_also_appears(
+    prompt: str, feature: str
+) -> None:
+    assert classify(prompt).features[feature] == 1.0
 
 
 def test_most_demanding_tier_wins_whatever_the_word_order() -> None:
@@ -97,6 +122,23 @@ def test_result_does_not_depend_on_pattern_table_order(prompt: str) -> None:
     )
 
     assert classify(prompt, reordered) == classify(prompt)
+
+
+def test_malformed_vocabulary_entry_is_rejected_when_the_classifier_is_built() -> None:
+    with pytest.raises(ValueError, match="Trade-off"):
+        RulesClassifier(tier_patterns={Complexity.COMPLEX: ("Trade-off",)})
+
+
+def test_custom_vocabulary_replaces_the_built_in_tables() -> None:
+    classifier = RulesClassifier(
+        tier_patterns={Complexity.EXPERT: ("quantum {field,gauge} theor{y,ies}",)},
+        task_patterns={TaskType.REASONING: ("gauge",)},
+    )
+
+    result = classify("Tell me about quantum field theory and gauge choices.", classifier)
+
+    assert result.complexity is Complexity.EXPERT
+    assert result.task_type is TaskType.REASONING
 
 
 @pytest.mark.parametrize(
@@ -239,10 +281,22 @@ DIVERSE_REQUESTS: list[str | RoutingRequest] = [
     "1. a\n2. b\n3. c\n4. d\n5. e\n" * 10,
     "```\n" + "x = 1\n" * 400 + "```\n" + FILLER * 60,
     "What is a proof? " * 30,
+    "Prove the lemma; the proof, its proof sketch, the theorem and each derivation are mine.",
     conversation((Role.USER, "hi"), (Role.ASSISTANT, "hello"), (Role.USER, "thanks!")),
     conversation(
         (Role.SYSTEM, FILLER * 40),
         (Role.USER, "Design a lock-free queue and analyze it in depth."),
+    ),
+    # Every within-band signal at its cap, still COMPLEX: the score must stay below 0.75.
+    conversation(
+        (Role.USER, "Here is my service."),
+        (Role.ASSISTANT, "Go on."),
+        (
+            Role.USER,
+            "Analyze, evaluate and critique this design step by step, and then refactor "
+            "`a`, `b`, `c` and `d`, after that test it, finally explain it.\n"
+            "```\nx = 1\n```\n```\ny = 2\n```\n" + FILLER * 40,
+        ),
     ),
     conversation(
         (Role.USER, "Let's talk about graphs."),
@@ -267,6 +321,36 @@ def test_same_request_gives_the_same_classification(request_: str | RoutingReque
 
     assert classify(request_, classifier) == classify(request_, classifier)
     assert classify(request_, classifier) == classify(request_, RulesClassifier())
+
+
+def test_classification_does_not_depend_on_the_hash_seed() -> None:
+    # Set and dict iteration order changes with PYTHONHASHSEED; the verdict must not.
+    script = (
+        "import asyncio, sys\n"
+        "from modelrouter import RoutingRequest\n"
+        "from modelrouter_rules import RulesClassifier\n"
+        "c = RulesClassifier()\n"
+        "for p in sys.argv[1:]:\n"
+        "    r = asyncio.run(c.classify(RoutingRequest.from_prompt(p)))\n"
+        "    print(r.complexity, r.task_type, r.score, r.confidence, sorted(r.features.items()))\n"
+    )
+    prompts = [p for p in DIVERSE_REQUESTS if isinstance(p, str)]
+    path = os.pathsep.join(
+        str(Path(module.__file__ or "").parent.parent)
+        for module in (modelrouter, modelrouter_rules)
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script, *prompts],
+            env={**os.environ, "PYTHONPATH": path, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3", "4")
+    }
+
+    assert len(outputs) == 1
 
 
 def test_empty_prompt_is_simple_chat_with_low_confidence() -> None:
@@ -301,3 +385,15 @@ def test_hookimpl_registers_a_classifier_named_rules() -> None:
 
     assert [c.name for c in registered] == ["rules"]
     assert isinstance(registered[0], Classifier)
+
+
+def test_plugin_manager_collects_the_rules_classifier_through_the_hook() -> None:
+    manager = pluggy.PluginManager("modelrouter")
+    manager.add_hookspecs(modelrouter.hookspecs)
+    manager.register(modelrouter_rules)
+    manager.check_pending()
+    registered: list[Classifier] = []
+
+    manager.hook.register_classifiers(register=registered.append)
+
+    assert [c.name for c in registered] == ["rules"]

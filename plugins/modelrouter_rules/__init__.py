@@ -1,10 +1,10 @@
-"""The built-in ``rules`` classifier: word-bounded regexes plus a few structural signals.
+"""The built-in ``rules`` classifier: whole-word vocabulary plus a few structural signals.
 
 It is registered like any third-party plugin (entry point ``rules = "modelrouter_rules"`` in
 the ``modelrouter`` group) and costs microseconds per request, so it is the default.
 
-How a request is scored (all on the last user turn, lowercased, with code spans removed
-before vocabulary matching so identifiers like ``derive`` or ``proof_id`` do not count):
+How a request is scored (all on the last user turn; code spans are removed before the
+vocabulary is matched, so identifiers like ``derive`` or ``Proof`` do not count):
 
 1. Tier from vocabulary: the most demanding tier with any match in ``TIER_PATTERNS``
    (SIMPLE when nothing matches). Tiers are compared by value, never by table order.
@@ -15,18 +15,25 @@ before vocabulary matching so identifiers like ``derive`` or ``proof_id`` do not
 4. Score: the tier fixes the band (``TIER_BANDS``: quarters of [0, 1]); a weighted mix of
    length, code, multi-step markers, context and the winning tier's match count places the
    score inside it, so ``score`` and ``complexity`` never disagree.
-5. Task type: most pattern matches wins (code blocks count double, inline code once); ties
+5. Task type: most vocabulary matches wins (a code block counts two, inline code one); ties
    go to ``TASK_PRIORITY``; CHAT when nothing matches.
 
 Confidence starts at 0.4, gains for a tier match (+0.3) and a task match (+0.2), and loses
 0.1 per tier of spread between matched tiers and 0.1 for a task tie. A prompt that matches
 nothing gets 0.25, an empty prompt 0.1.
+
+Matching is by whole words: the prose is lowercased, punctuation becomes space, and each
+phrase is counted as a space-delimited needle in the rejoined words. That keeps "what is"
+out of "somewhat isolated" and costs one pass in C instead of one regex scan per category
+(word-bounded regex alternations measured ~0.5 us per character here).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import product
 
 from modelrouter import (
     Classification,
@@ -37,7 +44,7 @@ from modelrouter import (
     hookimpl,
 )
 
-from .patterns import TASK_PATTERNS, TASK_PRIORITY, TIER_PATTERNS
+from .patterns import MULTI_STEP_PHRASES, TASK_PATTERNS, TASK_PRIORITY, TIER_PATTERNS
 
 __all__ = ["TIER_BANDS", "RulesClassifier", "register_classifiers"]
 
@@ -65,27 +72,66 @@ _STRENGTH_SCALE = 3.0
 _EMPTY_CONFIDENCE = 0.1
 _DEFAULT_CONFIDENCE = 0.25
 
+_STEPS_KEY = "multi_step_markers"
+# Typographic quotes, guillemets, inverted marks, ellipsis and dashes separate words too.
+_UNICODE_PUNCTUATION = "\u2018\u2019\u201c\u201d\u00ab\u00bb\u00bf\u00a1\u2026\u2013\u2014"
+# "_" stays a word character, as in regex \w, so proof_id is one word and not "proof".
+_SEPARATORS = str.maketrans(
+    dict.fromkeys(string.punctuation.replace("_", "") + _UNICODE_PUNCTUATION, " ")
+)
+# The per-request patterns start with a literal, which lets the regex engine skip ahead with
+# a fast substring search instead of trying every position.
 # An unclosed fence runs to the end: the user pasted code and forgot the closing ```.
 _FENCED = re.compile(r"```[\s\S]*?(?:```|\Z)")
 _INLINE = re.compile(r"`[^`\n]+`")
-# "first ... then" is bounded to 200 characters so one early "first" cannot pair with a
-# "then" pages later, and so the scan stays linear.
-_MULTI_STEP = re.compile(
-    r"\b(?:step[- ]by[- ]step|and then|after that|afterwards|finally|step \d+"
-    r"|first\b[\s\S]{0,200}?\bthen)\b"
-)
-_NUMBERED_LINE = re.compile(r"^[ \t]*\d{1,2}[.)][ \t]+\S", re.MULTILINE)
+_NUMBERED_LINE = re.compile(r"\n[ \t]*\d{1,2}[.)][ \t]+\S")
+# Runs on the rejoined words; bounded to 30 words so an early "first" cannot pair with a
+# "then" pages later.
+_FIRST_THEN = re.compile(r" first (?: \S+ ){0,30}? then ")
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_PHRASE = re.compile(r"[a-z0-9_]+(?: [a-z0-9_]+)*")
 
 
-def _alternation(fragments: Sequence[str]) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(fragments) + r")\b")
+def _expand(entry: str) -> list[str]:
+    """``"explain{,s}"`` -> ``["explain", "explains"]``; braces multiply out."""
+    parts = _BRACES.split(entry)
+    choices = [part.split(",") if i % 2 else [part] for i, part in enumerate(parts)]
+    phrases = [" ".join("".join(combo).split()) for combo in product(*choices)]
+    for phrase in phrases:
+        if not _PHRASE.fullmatch(phrase):
+            raise ValueError(
+                f"vocabulary entry {entry!r} expands to {phrase!r}; expected lowercase "
+                "words of letters, digits or _ separated by spaces"
+            )
+    return phrases
+
+
+def _index(groups: Iterable[tuple[str, Sequence[str]]]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Map a gate word to the (needle, counter key) pairs of the phrases that contain it.
+
+    The gate is a phrase's longest word, so common words like "in" rarely trigger a search.
+    """
+    index: dict[str, set[tuple[str, str]]] = {}
+    for key, vocabulary in groups:
+        for entry in vocabulary:
+            for phrase in _expand(entry):
+                words = phrase.split()
+                needle = " " + "  ".join(words) + " "
+                index.setdefault(max(words, key=len), set()).add((needle, key))
+    return {gate: tuple(sorted(pairs)) for gate, pairs in index.items()}
+
+
+def _key(member: Complexity | TaskType) -> str:
+    kind = "tier" if isinstance(member, Complexity) else "task"
+    return f"{kind}_matches_{member.name.lower()}"
 
 
 class RulesClassifier(Classifier):
-    """Classifies by regex vocabulary and prompt structure; no I/O, no model.
+    """Classifies by whole-word vocabulary and prompt structure; no I/O, no model.
 
     ``tier_patterns`` and ``task_patterns`` default to the tables in
-    ``modelrouter_rules.patterns``; the result does not depend on their key order.
+    ``modelrouter_rules.patterns`` (see there for the phrase syntax); the result does not
+    depend on their key order. A malformed entry raises ``ValueError`` here, not per call.
     """
 
     name = "rules"
@@ -95,18 +141,22 @@ class RulesClassifier(Classifier):
         tier_patterns: Mapping[Complexity, Sequence[str]] = TIER_PATTERNS,
         task_patterns: Mapping[TaskType, Sequence[str]] = TASK_PATTERNS,
     ) -> None:
-        # Compiled here once; classify() only runs the compiled patterns.
-        self._tiers = tuple(
-            (tier, _alternation(tier_patterns[tier])) for tier in sorted(tier_patterns)
+        # Fixed orders, whatever order the mappings were built in.
+        self._tiers = tuple((tier, _key(tier)) for tier in sorted(tier_patterns))
+        self._tasks = tuple((task, _key(task)) for task in TASK_PRIORITY if task in task_patterns)
+        self._index = _index(
+            [(key, tier_patterns[tier]) for tier, key in self._tiers]
+            + [(key, task_patterns[task]) for task, key in self._tasks]
+            + [(_STEPS_KEY, MULTI_STEP_PHRASES)]
         )
-        self._tasks = tuple(
-            (task, _alternation(task_patterns[task]))
-            for task in TASK_PRIORITY
-            if task in task_patterns
+        self._keys = (
+            *(key for _, key in self._tiers),
+            *(key for _, key in self._tasks),
+            _STEPS_KEY,
         )
 
     async def classify(self, request: RoutingRequest) -> Classification:
-        # Pure CPU work of a few microseconds: cheaper inline than a thread hop.
+        # Pure CPU work of tens of microseconds: cheaper inline than a thread hop.
         return self.classify_sync(request)
 
     def classify_sync(self, request: RoutingRequest) -> Classification:
@@ -120,8 +170,9 @@ class RulesClassifier(Classifier):
             "prior_turns": float(prior_turns),
             "has_context": float(has_context),
         }
-        if not prompt.strip():
-            features["word_count"] = 0.0
+        words = len(prompt.split())
+        features["word_count"] = float(words)
+        if not words:
             return Classification(
                 Complexity.SIMPLE,
                 TaskType.CHAT,
@@ -131,16 +182,26 @@ class RulesClassifier(Classifier):
                 features=features,
             )
 
-        words = len(prompt.split())
-        prose, code_blocks = _FENCED.subn(" ", prompt.lower())
+        prose, code_blocks = _FENCED.subn(" ", prompt)
         prose, inline_code = _INLINE.subn(" ", prose)
-        steps = len(_MULTI_STEP.findall(prose)) + len(_NUMBERED_LINE.findall(prose))
-        tier_hits = [(tier, len(pattern.findall(prose))) for tier, pattern in self._tiers]
-        task_hits = [(task, len(pattern.findall(prose))) for task, pattern in self._tasks]
+        prose = prose.lower()
+        numbered = len(_NUMBERED_LINE.findall("\n" + prose))
+        tokens = prose.translate(_SEPARATORS).split()
+        padded = " " + "  ".join(tokens) + " "
+        present = set(tokens)
+        counts = dict.fromkeys(self._keys, 0)
+        # Summation commutes, so the set's iteration order cannot change the counts.
+        for gate in self._index.keys() & present:
+            for needle, key in self._index[gate]:
+                counts[key] += padded.count(needle)
+        steps = counts[_STEPS_KEY] + numbered
+        if "first" in present and "then" in present:
+            steps += len(_FIRST_THEN.findall(padded))
+        tier_hits = [(tier, counts[key]) for tier, key in self._tiers]
         # Code itself is the strongest CODE signal, and it was stripped from the prose above.
+        code_bonus = 2 * code_blocks + inline_code
         task_hits = [
-            (task, n + 2 * code_blocks + inline_code if task is TaskType.CODE else n)
-            for task, n in task_hits
+            (task, counts[key] + code_bonus * (task is TaskType.CODE)) for task, key in self._tasks
         ]
 
         matched = [tier for tier, n in tier_hits if n]
@@ -152,16 +213,14 @@ class RulesClassifier(Classifier):
             level += 1
         tier = Complexity(level)
 
-        strength = dict(tier_hits).get(tier, 0)
         position = (
             _W_LENGTH * min(words / _LENGTH_SCALE, 1.0)
             + _W_CODE * min((code_blocks + 0.5 * inline_code) / _CODE_SCALE, 1.0)
             + _W_STEPS * min(steps / _STEPS_SCALE, 1.0)
             + _W_CONTEXT * has_context
-            + _W_STRENGTH * min(strength / _STRENGTH_SCALE, 1.0)
+            + _W_STRENGTH * min(dict(tier_hits).get(tier, 0) / _STRENGTH_SCALE, 1.0)
         )
-        low, _high = TIER_BANDS[tier]
-        score = low + _BAND_WIDTH * _BAND_FILL * position
+        score = TIER_BANDS[tier][0] + _BAND_WIDTH * _BAND_FILL * position
 
         # self._tasks is in priority order and max() keeps the first of equal keys, so a tie
         # goes to the higher-priority type.
@@ -179,7 +238,6 @@ class RulesClassifier(Classifier):
             confidence = min(max(confidence, 0.05), 0.95)
 
         features.update(
-            word_count=float(words),
             code_blocks=float(code_blocks),
             inline_code=float(inline_code),
             multi_step_markers=float(steps),
@@ -187,8 +245,10 @@ class RulesClassifier(Classifier):
             length_floor=float(length_floor),
             structure_floor=float(structure_floor),
         )
-        features.update((f"tier_matches_{t.name.lower()}", float(n)) for t, n in tier_hits)
-        features.update((f"task_matches_{t.name.lower()}", float(n)) for t, n in task_hits)
+        features.update((key, float(counts[key])) for _, key in self._tiers)
+        features.update(
+            (key, float(n)) for (_, key), (_, n) in zip(self._tasks, task_hits, strict=True)
+        )
         return Classification(
             tier,
             task,
