@@ -26,6 +26,7 @@ from .router import Router
 from .servicer import ModelRouterServicer
 from .state import open_state
 from .state.auth import AuthInterceptor, server_credentials
+from .state.execution_hooks import StateExecutionListener
 from .v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ async def create_server(
         ],
         interceptors=[AuthInterceptor(state.auth, [SERVICE_NAME])],
     )
-    executor = Executor(catalog, config.execution)
+    executor = Executor(catalog, config.execution, listeners=[StateExecutionListener(state)])
     # Selection and ListModels see the breaker too: a cooling model is skipped and listed
     # as unavailable with the reason.
     catalog.breaker = executor.breaker
