@@ -100,7 +100,8 @@ def test_duplicate_classifier_name_is_a_load_error_of_the_second_plugin():
             register(Impostor())
 
     registry = load_plugins([Plugin()])
-    assert "already registered" in registry.failures[0].load_error
+    failure = next(p for p in registry.plugins if p.name == "Plugin")
+    assert "already registered" in failure.load_error
     assert type(registry.classifiers["rules"]).__name__ == "RulesClassifier"
 
 
