@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: server.host)")
     serve.add_argument("--port", type=int, help="port to bind (default: server.port)")
     serve.add_argument("--log-level", default=os.environ.get("MODELROUTER_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (state via [storage])"
+    )
     serve.set_defaults(run=_serve)
 
     for name, help_text, run in (
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list loaded and failed plugins")
     _client_arguments(plugins)
     plugins.set_defaults(run=_plugins)
+
+    from .state.commands import add_commands
+
+    add_commands(commands, _client_arguments)
     return parser
 
 
@@ -113,6 +120,10 @@ def _print(args: argparse.Namespace, message: Any, text: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
+    if args.workers > 1:
+        from .state.commands import run_workers
+
+        return run_workers(args.workers, args.config, args.host, args.port, args.log_level)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(args.config, host=args.host, port=args.port)
     return 0

@@ -126,8 +126,8 @@ async def create_server(
     return ModelRouterServer(server, bound_port, router, health_servicer, config.server.grace_period_s)
 
 
-async def _serve(config: Config, host: str | None, port: int | None) -> None:
-    server = await create_server(config, host=host, port=port)
+async def _serve(config: Config, host: str | None, port: int | None, reuse_port: bool = False) -> None:
+    server = await create_server(config, host=host, port=port, reuse_port=reuse_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,7 +137,14 @@ async def _serve(config: Config, host: str | None, port: int | None) -> None:
     await server.stop()
 
 
-def serve(config_path: str | None = None, *, host: str | None = None, port: int | None = None) -> None:
-    """Run a server until SIGTERM or SIGINT."""
+def serve(
+    config_path: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    reuse_port: bool = False,
+) -> None:
+    """Run a server until SIGTERM or SIGINT. ``reuse_port``: share the port with other
+    processes (``serve --workers``)."""
     config = load_config(config_path)
-    asyncio.run(_serve(config, host, port))
+    asyncio.run(_serve(config, host, port, reuse_port))

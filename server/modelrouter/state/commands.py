@@ -1,0 +1,188 @@
+"""CLI commands of the state layer: ``usage``, ``feedback``, ``export-feedback``, ``hash-key``,
+and ``serve --workers N``.
+
+``export-feedback`` reads the configured decision log directly (no server needed) and
+writes one routing-dataset JSONL line per decision with feedback, in the format of the
+shared routing datasets: ``{"id", "prompt", "category", "scores", "costs"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .interfaces import ExportRow
+
+
+def add_commands(commands: Any, client_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
+    usage = commands.add_parser("usage", help="show the tenant's spend and budget left per window")
+    client_arguments(usage)
+    _api_key_argument(usage)
+    usage.set_defaults(run=_usage)
+
+    feedback = commands.add_parser("feedback", help="submit feedback on a decision")
+    client_arguments(feedback)
+    _api_key_argument(feedback)
+    feedback.add_argument("decision_id")
+    feedback.add_argument("score", type=float, help="quality of the answer in [0, 1]")
+    feedback.add_argument("--failed", action="store_true", help="the answer was unusable")
+    feedback.add_argument("--comment", default="")
+    feedback.add_argument("--source", default="", help="who judges (repeats per source are idempotent)")
+    feedback.set_defaults(run=_feedback)
+
+    export = commands.add_parser(
+        "export-feedback", help="write logged decisions with feedback as routing-dataset JSONL"
+    )
+    export.add_argument("--config", help="TOML configuration naming the decision log")
+    export.add_argument("--out", help="output file (default: standard output)")
+    export.add_argument("--tenant", help="only this tenant's decisions")
+    export.set_defaults(run=_export)
+
+    hash_key = commands.add_parser("hash-key", help="print the sha256 to put in [[auth.keys]]")
+    hash_key.add_argument("key")
+    hash_key.set_defaults(run=lambda args: print(_hash(args.key)))
+
+
+def _hash(key: str) -> str:
+    from .auth import hash_key
+
+    return hash_key(key)
+
+
+def _api_key_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--api-key", default=os.environ.get("MODELROUTER_API_KEY"), help="default: $MODELROUTER_API_KEY"
+    )
+
+
+def _unary(args: argparse.Namespace, method: str, request: Any) -> Any:
+    import grpc
+
+    from ..v1 import router_pb2_grpc
+
+    metadata = [("authorization", f"Bearer {args.api_key}")] if args.api_key else None
+    with grpc.insecure_channel(args.target) as channel:
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        return getattr(stub, method)(request, timeout=args.timeout, metadata=metadata)
+
+
+def _emit(args: argparse.Namespace, message: Any, text: str) -> None:
+    from google.protobuf import json_format
+
+    if args.json:
+        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+    else:
+        print(text)
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from ..v1 import router_pb2 as pb
+
+    response = _unary(args, "GetUsage", pb.GetUsageRequest())
+    lines = [f"tenant: {response.tenant}"]
+    if not response.windows:
+        lines.append("no budget configured")
+    for w in response.windows:
+        lines.append(
+            f"{w.window:>5}: spent ${w.spent_usd:.6f}  reserved ${w.reserved_usd:.6f}  "
+            f"remaining ${w.remaining_usd:.6f} of ${w.limit_usd:g}  (resets {w.resets_at})"
+        )
+    _emit(args, response, "\n".join(lines))
+    return 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from ..v1 import router_pb2 as pb
+
+    request = pb.SubmitFeedbackRequest(
+        decision_id=args.decision_id, score=args.score, success=not args.failed,
+        comment=args.comment, source=args.source,
+    )
+    response = _unary(args, "SubmitFeedback", request)
+    _emit(args, response, "already recorded (duplicate)" if response.duplicate else "recorded")
+    return 0
+
+
+def export_line(row: ExportRow) -> dict[str, Any]:
+    """One routing-dataset line: the chosen model's mean feedback score and its cost."""
+    d = row.decision
+    scores = [f.score if f.success else 0.0 for f in row.feedback]
+    cost = d.actual_cost_usd if d.actual_cost_usd is not None else d.estimated_cost_usd
+    return {
+        "id": d.decision_id,
+        "prompt": d.prompt or "",
+        "category": d.task_type.lower(),
+        "scores": {d.chosen_model: sum(scores) / len(scores)},
+        "costs": {d.chosen_model: cost},
+    }
+
+
+async def export_feedback(config_path: str | None, out: TextIO, tenant: str | None = None) -> int:
+    from ..config import load_config
+    from .service import open_state
+
+    state = await open_state(load_config(config_path))
+    count = 0
+    try:
+        async for row in state.decisions.export(tenant):
+            out.write(json.dumps(export_line(row)) + "\n")
+            count += 1
+    finally:
+        await state.aclose()
+    return count
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            count = asyncio.run(export_feedback(args.config, out, args.tenant))
+    else:
+        count = asyncio.run(export_feedback(args.config, sys.stdout, args.tenant))
+    print(f"exported {count} decision(s) with feedback", file=sys.stderr)
+    return 0
+
+
+def run_workers(
+    workers: int, config_path: str | None, host: str | None, port: int | None, log_level: str
+) -> int:
+    """Run ``workers`` server processes on one port (SO_REUSEPORT); the kernel spreads
+    connections across them. They share state only through the configured backends, so
+    use redis/postgres (or sqlite on one host) rather than memory. Stops them all on
+    SIGTERM or SIGINT."""
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker, args=(config_path, host, port, log_level), name=f"worker-{i}")
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def stop(signum: int, frame: object) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for process in processes:
+        process.join()
+    return max((abs(p.exitcode or 0) for p in processes), default=0)
+
+
+def _worker(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    import logging
+
+    from ..server import serve
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format=f"%(asctime)s %(levelname)s [{os.getpid()}] %(name)s: %(message)s",
+    )
+    serve(config_path, host=host, port=port, reuse_port=True)
