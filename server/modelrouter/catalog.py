@@ -47,7 +47,12 @@ class Catalog:
                 )
                 continue
             api_key = environ.get(provider_config.api_key_env) if provider_config.api_key_env else None
-            if provider_type.requires_api_key and not api_key:
+            # An OpenAI-compatible server on the operator's own base_url often needs no
+            # key: without api_key_env configured, a base_url stands in for one.
+            needs_key = provider_type.requires_api_key and (
+                provider_config.api_key_env is not None or provider_config.base_url is None
+            )
+            if needs_key and not api_key:
                 variable = provider_config.api_key_env or "(no api_key_env configured)"
                 self.provider_problems[name] = f"environment variable {variable} is not set"
                 continue

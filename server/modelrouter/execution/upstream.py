@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 
 from ..errors import ProviderError
 
@@ -101,3 +102,59 @@ def malformed_error(detail: str, secrets: Iterable[str | None] = ()) -> Provider
     return ProviderError(
         "malformed_response", redact(detail, secrets)[:_MAX_MESSAGE], retryable=True
     )
+
+
+_TRANSPORT_MODULES = ("httpx", "httpcore", "httpx2", "h11", "h2", "anyio", "ssl")
+
+
+def translate_sdk_error(
+    exc: BaseException, sdk: ModuleType, secrets: Iterable[str | None] = ()
+) -> ProviderError:
+    """Map an exception from an official (Stainless-generated) SDK such as ``openai`` or
+    ``anthropic`` to ``ProviderError``. Both SDKs share the exception hierarchy used here.
+
+    Transport errors raised while reading a stream (the SDKs do not wrap those) count as
+    ``connection``; an unreadable body as ``malformed_response``.
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, sdk.APITimeoutError):
+        return timeout_error()
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return connection_error(f"{type(cause).__name__}: {cause}", secrets)
+    if isinstance(exc, sdk.APIStatusError):
+        return error_for_status(
+            exc.status_code,
+            _body_message(getattr(exc, "body", None), exc.message),
+            headers=dict(exc.response.headers),
+            secrets=secrets,
+        )
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return malformed_error(f"unexpected response body: {exc.message}", secrets)
+    if isinstance(exc, sdk.APIError):
+        # An error event inside a 200 stream: the upstream gave up mid-answer.
+        return ProviderError(
+            "server_error",
+            redact(_body_message(getattr(exc, "body", None), exc.message), secrets)[:_MAX_MESSAGE],
+            retryable=True,
+        )
+    if isinstance(exc, TimeoutError):
+        return timeout_error()
+    if type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES or isinstance(exc, OSError):
+        return connection_error(f"{type(exc).__name__}: {exc}", secrets)
+    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
+        return malformed_error(f"{type(exc).__name__}: {exc}", secrets)
+    raise exc
+
+
+def _body_message(body: object, fallback: str) -> str:
+    """``code: message`` from an error body (``{"error": {...}}`` or already unwrapped)."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            message = inner.get("message")
+            code = inner.get("code") or inner.get("type")
+            if message:
+                return f"{code}: {message}" if code else str(message)
+    return fallback
