@@ -117,6 +117,8 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     #: Storage, budgets, auth and adaptive routing (``[storage]``, ``[budgets]``, ``[auth]``, ``[adaptive]``).
     state: StateConfig = field(default_factory=lambda: StateConfig())
+    #: Traces, metrics and exporters (``[telemetry]``); OTEL_* variables override it at startup.
+    telemetry: TelemetryConfig = field(default_factory=lambda: TelemetryConfig())
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -140,7 +142,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     reader = _Reader(source)
     known = {"server", "routing", "providers", "models", "execution"}
-    known |= {"storage", "budgets", "auth", "adaptive"}
+    known |= {"storage", "budgets", "auth", "adaptive", "telemetry"}
     server = _server(reader, reader.table(data, "server"))
     routing = _routing(reader, reader.table(data, "routing"))
     providers = {
@@ -160,7 +162,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     extra = {key: value for key, value in data.items() if key not in known}
     execution = _execution(reader, reader.table(data, "execution"))
     state = _state(reader, data)
-    return Config(server, routing, providers, models, extra, source, execution, state)
+    telemetry = _telemetry(reader, reader.table(data, "telemetry"))
+    return Config(server, routing, providers, models, extra, source, execution, state, telemetry)
 
 
 class _Reader:
@@ -524,3 +527,62 @@ def _limits(r: _Reader, data: dict[str, Any], path: str) -> BudgetLimits:
     _only(r, path, data, {"hour_usd", "day_usd", "month_usd"})
     values = {k: r.number(data, k, path) if k in data else None for k in ("hour_usd", "day_usd", "month_usd")}
     return BudgetLimits(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    """The ``[telemetry]`` table. Standard ``OTEL_*`` variables override it (docs/telemetry.md)."""
+
+    #: ``service.name`` of every span and metric.
+    service_name: str = "modelrouter"
+    #: Record prompt and completion text on spans. Off: text never leaves the process.
+    capture_content: bool = False
+    #: OTLP collector, for example ``http://collector:4317`` (grpc) or ``http://collector:4318``
+    #: (http). Unset: no OTLP export.
+    otlp_endpoint: str | None = None
+    #: ``grpc`` (OTLP/gRPC) or ``http`` (OTLP/HTTP with protobuf bodies).
+    otlp_protocol: str = "grpc"
+    #: Extra headers sent with every export (for example an API key of the backend).
+    otlp_headers: Mapping[str, str] = field(default_factory=dict)
+    #: Export traces / metrics over OTLP when an endpoint is set.
+    export_traces: bool = True
+    export_metrics: bool = True
+    #: Seconds between metric exports over OTLP.
+    metric_export_interval_s: float = 60.0
+    #: Serve Prometheus metrics on this port (``0``: any free port). Unset: no endpoint.
+    prometheus_port: int | None = None
+    prometheus_host: str = "127.0.0.1"
+    #: Fraction of new traces sampled, in [0, 1]; a caller's sampled flag is always honoured.
+    sample_ratio: float = 1.0
+
+
+_OTLP_PROTOCOLS = ("grpc", "http")
+
+
+def _telemetry(r: _Reader, data: dict[str, Any]) -> TelemetryConfig:
+    d = TelemetryConfig()
+    _only(r, "telemetry", data, TelemetryConfig.__dataclass_fields__)
+    headers = r.table(data, "otlp_headers", "telemetry.otlp_headers")
+    for key, value in headers.items():
+        if not isinstance(value, str):
+            raise r.fail(f"telemetry.otlp_headers.{key}", "a string", value)
+    port = data.get("prometheus_port")
+    if port is not None:
+        port = r.integer(data, "prometheus_port", "telemetry")
+        if port > 65535:
+            raise r.fail("telemetry.prometheus_port", "a port number in [0, 65535]", port)
+    return TelemetryConfig(
+        service_name=r.string(data, "service_name", "telemetry", d.service_name),
+        capture_content=r.boolean(data, "capture_content", "telemetry", d.capture_content),
+        otlp_endpoint=r.optional_string(data, "otlp_endpoint", "telemetry"),
+        otlp_protocol=_choice(r, data, "otlp_protocol", "telemetry", d.otlp_protocol, _OTLP_PROTOCOLS),
+        otlp_headers=dict(headers),
+        export_traces=r.boolean(data, "export_traces", "telemetry", d.export_traces),
+        export_metrics=r.boolean(data, "export_metrics", "telemetry", d.export_metrics),
+        metric_export_interval_s=r.number(
+            data, "metric_export_interval_s", "telemetry", d.metric_export_interval_s, low=0.001
+        ),
+        prometheus_port=port,
+        prometheus_host=r.string(data, "prometheus_host", "telemetry", d.prometheus_host),
+        sample_ratio=r.number(data, "sample_ratio", "telemetry", d.sample_ratio, high=1.0),
+    )

@@ -17,6 +17,7 @@ from .config import Config, RoutingConfig
 from .errors import FieldViolation, InvalidRequest
 from .plugins import PluginRegistry
 from .selection import Selection, select
+from .telemetry.tracing import Telemetry
 from .types import Classification, RoutingRequest
 
 if TYPE_CHECKING:
@@ -41,12 +42,15 @@ class Router:
         registry: PluginRegistry,
         catalog: Catalog,
         state: StateServices | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.catalog = catalog
         #: Budgets, adaptive policy and decision log; ``None``: route statelessly.
         self.state = state
+        #: Spans and metrics of classification and routing (no-op when not given).
+        self.telemetry = telemetry or Telemetry()
 
     @property
     def default_classifier(self) -> str:
@@ -93,6 +97,10 @@ class Router:
     async def classify(self, request: RoutingRequest) -> Classification:
         self.check_request(request)
         name = request.constraints.classifier or self.default_classifier
+        with self.telemetry.classifying(name, request) as observe:
+            return observe(await self._classify_with(name, request))
+
+    async def _classify_with(self, name: str, request: RoutingRequest) -> Classification:
         classifier = self._classifier(name)
         try:
             return await classifier.classify(request)
@@ -113,6 +121,10 @@ class Router:
             )
 
     async def route(self, request: RoutingRequest) -> Decision:
+        with self.telemetry.routing(request) as observe:
+            return observe(await self._route(request))
+
+    async def _route(self, request: RoutingRequest) -> Decision:
         classification = await self.classify(request)
         selection = select(
             request,

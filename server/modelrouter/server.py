@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -27,7 +29,13 @@ from .servicer import ModelRouterServicer
 from .state import open_state
 from .state.auth import AuthInterceptor, server_credentials
 from .state.execution_hooks import StateExecutionListener
+from .telemetry import Providers, Telemetry, build_providers
+from .telemetry.execution import TelemetryListener
 from .v1 import router_pb2, router_pb2_grpc
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +52,17 @@ class ModelRouterServer:
     router: Router
     health: health.aio.HealthServicer
     grace_period_s: float
+    #: Exporters the server built from its config (flushed and closed by ``stop``).
+    telemetry_providers: Providers | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then release providers."""
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(self.grace_period_s if grace is None else grace)
         await self.router.catalog.aclose()
+        if self.telemetry_providers is not None:
+            # Flushing exports blocks on the network: keep the event loop free meanwhile.
+            await asyncio.to_thread(self.telemetry_providers.shutdown)
         if self.router.state is not None:
             await self.router.state.aclose()
 
@@ -65,12 +78,15 @@ async def create_server(
     plugins: Iterable[object] = (),
     environ: Mapping[str, str] | None = None,
     reuse_port: bool = False,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> ModelRouterServer:
     """Load plugins, build the catalog, and start serving on ``host:port``.
 
     ``port=0`` picks a free port (read it from the result). ``plugins`` adds plugin
     objects on top of the installed entry points; ``environ`` replaces ``os.environ`` for
-    reading API keys.
+    reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and ``meter_provider``
+    replace the exporters ``[telemetry]`` would build (tests pass in-memory ones).
     """
     registry = load_plugins(plugins, strict=config.server.strict_plugins)
     if config.routing.default_classifier not in registry.classifiers:
@@ -81,7 +97,13 @@ async def create_server(
         )
     catalog = Catalog(config, registry.provider_types, environ)
     state = await open_state(config)
-    router = Router(config, registry, catalog, state)
+    built = build_providers(config.telemetry, os.environ if environ is None else environ)
+    telemetry = Telemetry(
+        tracer_provider or built.tracer_provider,
+        meter_provider or built.meter_provider,
+        capture_content=built.settings.capture_content,
+    )
+    router = Router(config, registry, catalog, state, telemetry=telemetry)
 
     limit = config.server.max_message_bytes
     server = grpc.aio.server(
@@ -91,12 +113,14 @@ async def create_server(
             # Lets `serve --workers N` bind N processes to one port (Linux, macOS).
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
-        interceptors=[AuthInterceptor(state.auth, [SERVICE_NAME])],
+        # Telemetry first, so that calls the auth interceptor rejects are traced too.
+        interceptors=[telemetry.interceptor(SERVICE_NAME), AuthInterceptor(state.auth, [SERVICE_NAME])],
     )
     executor = Executor(catalog, config.execution, listeners=[StateExecutionListener(state)])
     # Selection and ListModels see the breaker too: a cooling model is skipped and listed
     # as unavailable with the reason.
     catalog.breaker = executor.breaker
+    executor.listeners.append(TelemetryListener(telemetry, catalog, executor.breaker))
     router_pb2_grpc.add_ModelRouterServicer_to_server(ModelRouterServicer(router, executor), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -123,7 +147,9 @@ async def create_server(
         sum(catalog.unavailable_reason(m) is None for m in catalog.models.values()),
         ", ".join(sorted(registry.classifiers)),
     )
-    return ModelRouterServer(server, bound_port, router, health_servicer, config.server.grace_period_s)
+    return ModelRouterServer(
+        server, bound_port, router, health_servicer, config.server.grace_period_s, built
+    )
 
 
 async def _serve(config: Config, host: str | None, port: int | None, reuse_port: bool = False) -> None:
