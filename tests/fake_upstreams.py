@@ -80,7 +80,7 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests.append((request.path, dict(request.headers), body))
+        self.requests.append((request.path, {k.lower(): v for k, v in request.headers.items()}, body))
         reply = self.script.popleft() if self.script else self.default(body)
         try:
             if isinstance(reply, Hang):

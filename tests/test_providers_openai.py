@@ -100,7 +100,7 @@ async def test_execute_sends_the_openai_request_and_reports_upstream_usage(opena
     assert response.cost_usd == pytest.approx((21 * 0.5 + 3 * 1.5) / 1e6)
     [(path, headers, body)] = openai_upstream.requests
     assert path == "/v1/chat/completions"
-    assert headers["Authorization"] == f"Bearer {KEY}"
+    assert headers["authorization"] == f"Bearer {KEY}"
     assert body["model"] == "gpt-upstream"
     assert body["messages"] == [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}
@@ -147,7 +147,7 @@ async def test_server_error_on_primary_fails_over_to_the_fallback(openai_upstrea
         assert (response.text, response.model) == ("from backup", "backup-model")
         assert [a.error_type for a in response.attempts] == ["server_error", "server_error", ""]
         assert backup.requests[0][2]["model"] == "backup-upstream"
-        assert backup.requests[0][1]["Authorization"] == "Bearer sk-backup"
+        assert backup.requests[0][1]["authorization"] == "Bearer sk-backup"
     finally:
         await backup.stop()
 

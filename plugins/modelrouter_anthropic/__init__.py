@@ -2,7 +2,9 @@
 
 System turns go to the ``system`` parameter (joined by blank lines), never into
 ``messages``; consecutive turns of the same role are merged, and empty turns dropped, as the
-Messages API requires alternating roles. Temperature is clamped to the API's [0, 1].
+Messages API requires alternating roles. Temperature is sent only when the provider's
+table sets ``send_temperature = true`` (current SDKs and models no longer take it), clamped to
+the API's [0, 1].
 ``base_url`` (operator config only) points at a proxy or gateway. The SDK's own retries
 are off (``max_retries=0``): the router's retry loop decides.
 """
@@ -58,6 +60,7 @@ class AnthropicProvider(Provider):
         import anthropic  # imported on first use, not when the plugin is discovered
 
         self._sdk = anthropic
+        self._send_temperature = bool(settings.options.get("send_temperature", False))
         self._client = anthropic.AsyncAnthropic(
             api_key=settings.api_key, base_url=settings.base_url, max_retries=0
         )
@@ -71,8 +74,8 @@ class AnthropicProvider(Provider):
         }
         if system:
             arguments["system"] = system
-        if call.temperature is not None:
-            arguments["temperature"] = min(call.temperature, 1.0)
+        if call.temperature is not None and self._send_temperature:
+            arguments["extra_body"] = {"temperature": min(call.temperature, 1.0)}
         if call.timeout_s is not None:
             arguments["timeout"] = call.timeout_s
         return arguments
