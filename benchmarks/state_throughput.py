@@ -26,16 +26,17 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modelrouter.config import parse_config  # noqa: E402
-from modelrouter.server import create_server  # noqa: E402
-from modelrouter.testing import TEST_CONFIG, fake_provider_plugin  # noqa: E402
-from modelrouter.v1 import router_pb2 as pb  # noqa: E402
-from modelrouter.v1 import router_pb2_grpc  # noqa: E402
 from tests.state_fixtures import (  # noqa: E402
     drop_postgres_schema,
     drop_redis_prefix,
     storage_table,
 )
+
+from modelrouter.config import parse_config  # noqa: E402
+from modelrouter.server import create_server  # noqa: E402
+from modelrouter.testing import TEST_CONFIG, fake_provider_plugin  # noqa: E402
+from modelrouter.v1 import router_pb2 as pb  # noqa: E402
+from modelrouter.v1 import router_pb2_grpc  # noqa: E402
 
 BUDGET = "\n[budgets.default]\nday_usd = 1000000.0\n"
 

@@ -31,3 +31,4 @@ def rpc_error_details(error: grpc.aio.AioRpcError) -> dict[str, object]:
                 any_detail.Unpack(detail)
                 details[detail_type.DESCRIPTOR.name] = detail
     return details
+from .state_fixtures import backend_config  # noqa: F401  (storage backends for state tests)

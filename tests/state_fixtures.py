@@ -17,7 +17,9 @@ from modelrouter.config import Config, parse_config
 from modelrouter.testing import TEST_CONFIG
 
 REDIS_URL = os.environ.get("MODELROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_URL = os.environ.get("MODELROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "MODELROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 BACKENDS = ("memory", "sqlite", "redis", "postgres")
 
 

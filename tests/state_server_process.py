@@ -15,7 +15,9 @@ from modelrouter.testing import fake_provider_plugin
 
 
 async def main(path: str) -> None:
-    server = await create_server(load_config(path), host="127.0.0.1", port=0, plugins=[fake_provider_plugin])
+    server = await create_server(
+        load_config(path), host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+    )
     print(f"PORT {server.port}", flush=True)
     await server.wait_for_termination()
 

@@ -41,7 +41,9 @@ def bearer(key: str) -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def auth_server(modelrouter_server_factory):
-    server = await modelrouter_server_factory(config=parse_config(TEST_CONFIG + AUTH, source="auth"))
+    server = await modelrouter_server_factory(
+        config=parse_config(TEST_CONFIG + AUTH, source="auth")
+    )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield server, channel, router_pb2_grpc.ModelRouterStub(channel)
 
@@ -75,7 +77,9 @@ async def test_tenants_see_only_their_own_usage_and_decisions(auth_server):
     executed = await stub.Execute(pb.ExecuteRequest(messages=user("hello")), metadata=acme)
     acme_usage = await stub.GetUsage(pb.GetUsageRequest(), metadata=acme)
     globex_usage = await stub.GetUsage(pb.GetUsageRequest(), metadata=globex)
-    assert acme_usage.tenant == "acme" and acme_usage.windows[0].spent_usd == pytest.approx(executed.cost_usd)
+    assert acme_usage.tenant == "acme" and acme_usage.windows[0].spent_usd == pytest.approx(
+        executed.cost_usd
+    )
     assert globex_usage.tenant == "globex" and globex_usage.windows[0].spent_usd == 0
     assert globex_usage.windows[0].limit_usd == 2.0
     record = await server.router.state.decisions.get(executed.decision_id)
@@ -87,7 +91,8 @@ async def test_tenants_see_only_their_own_usage_and_decisions(auth_server):
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     ack = await stub.SubmitFeedback(
-        pb.SubmitFeedbackRequest(decision_id=executed.decision_id, score=1.0, success=True), metadata=acme
+        pb.SubmitFeedbackRequest(decision_id=executed.decision_id, score=1.0, success=True),
+        metadata=acme,
     )
     assert ack.duplicate is False
 
@@ -96,18 +101,34 @@ async def test_auth_config_rejects_malformed_key_hash():
     from modelrouter.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"auth.keys\[0\].sha256: expected 64 hex digits"):
-        parse_config(TEST_CONFIG + '[auth]\nenabled = true\n[[auth.keys]]\ntenant = "a"\nsha256 = "abc"\n')
+        parse_config(
+            TEST_CONFIG + '[auth]\nenabled = true\n[[auth.keys]]\ntenant = "a"\nsha256 = "abc"\n'
+        )
 
 
 def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
     cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -128,7 +149,9 @@ async def test_tls_and_mutual_tls(modelrouter_server_factory, tmp_path):
         certificate_chain=client_cert.read_bytes(),
     )
     async with grpc.aio.secure_channel(target, good) as channel:
-        routed = await router_pb2_grpc.ModelRouterStub(channel).Route(pb.RouteRequest(messages=user("hi")))
+        routed = await router_pb2_grpc.ModelRouterStub(channel).Route(
+            pb.RouteRequest(messages=user("hi"))
+        )
         assert routed.selected.model == "tiny"
     no_client_cert = grpc.ssl_channel_credentials(root_certificates=server_cert.read_bytes())
     async with grpc.aio.secure_channel(target, no_client_cert) as channel:

@@ -18,7 +18,7 @@ from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
 
 from .conftest import rpc_error_details, user
-from .state_fixtures import backend_config, require_redis, storage_table  # noqa: F401
+from .state_fixtures import require_redis, storage_table
 
 CODE_PROMPT = "Design a thread-safe LRU cache in Python and explain its complexity step by step"
 LONG_PROMPT = "word " * 150
@@ -63,8 +63,12 @@ async def test_low_budget_degrades_to_cheaper_model_and_says_so(modelrouter_serv
     assert "budget degraded: 40% of the day budget left" in degraded.reason
 
 
-async def test_exhausted_budget_is_resource_exhausted_naming_window_and_reset(modelrouter_server_factory):
-    server = await modelrouter_server_factory(config=config("[budgets.default]\nhour_usd = 0.001\n"))
+async def test_exhausted_budget_is_resource_exhausted_naming_window_and_reset(
+    modelrouter_server_factory,
+):
+    server = await modelrouter_server_factory(
+        config=config("[budgets.default]\nhour_usd = 0.001\n")
+    )
     spend = await server.router.state.budgets.reserve("default", 0.001)
     await server.router.state.budgets.settle(spend, 0.001)
     channel, stub = await _stub(server)
@@ -80,7 +84,9 @@ async def test_exhausted_budget_is_resource_exhausted_naming_window_and_reset(mo
     assert resets_at.minute == 0 and resets_at.second == 0
 
 
-async def test_request_costlier_than_what_is_left_steps_down_instead_of_failing(modelrouter_server_factory):
+async def test_request_costlier_than_what_is_left_steps_down_instead_of_failing(
+    modelrouter_server_factory,
+):
     prompt = "Write a Python function that reverses a linked list"
     # willingness_to_pay = 0 asks for the best model whatever it costs: "large".
     best = await _estimate(modelrouter_server_factory, prompt, willingness_to_pay=0.0)
@@ -92,7 +98,9 @@ async def test_request_costlier_than_what_is_left_steps_down_instead_of_failing(
     channel, stub = await _stub(server)
     async with channel:
         response = await stub.Route(
-            pb.RouteRequest(messages=user(prompt), constraints=pb.Constraints(willingness_to_pay=0.0))
+            pb.RouteRequest(
+                messages=user(prompt), constraints=pb.Constraints(willingness_to_pay=0.0)
+            )
         )
     assert response.selected.model == "small-coder"
     assert [f.model for f in response.fallbacks] == []
@@ -142,15 +150,21 @@ async def _hammer(ports: list[int], n: int) -> tuple[int, int]:
 
 
 async def test_200_concurrent_executes_overspend_by_at_most_one_request(
-    backend_config, modelrouter_server_factory  # noqa: F811
+    backend_config, modelrouter_server_factory
 ):
-    max_cost = (await _estimate(modelrouter_server_factory, LONG_PROMPT, max_output_tokens=MAX_TOKENS)).selected.estimated_cost_usd
+    max_cost = (
+        await _estimate(modelrouter_server_factory, LONG_PROMPT, max_output_tokens=MAX_TOKENS)
+    ).selected.estimated_cost_usd
     limit = 10 * max_cost
-    server = await modelrouter_server_factory(config=backend_config(f"[budgets.default]\nday_usd = {limit}\n"))
+    server = await modelrouter_server_factory(
+        config=backend_config(f"[budgets.default]\nday_usd = {limit}\n")
+    )
     ok, rejected = await _hammer([server.port], 200)
     usage = {u.window: u for u in await server.router.state.budgets.usage("default")}["day"]
-    print(f"{backend_config.backend}: {ok} ok, {rejected} rejected, spent ${usage.spent_usd:.6f} "
-          f"of ${limit:.6f} (max cost ${max_cost:.6f})")
+    print(
+        f"{backend_config.backend}: {ok} ok, {rejected} rejected, spent ${usage.spent_usd:.6f} "
+        f"of ${limit:.6f} (max cost ${max_cost:.6f})"
+    )
     assert ok >= 10 and rejected > 0
     assert usage.reserved_usd == 0
     assert usage.spent_usd <= limit + max_cost
@@ -162,10 +176,17 @@ async def test_two_server_processes_sharing_redis_overspend_by_at_most_one_reque
     await require_redis()
     from .state_fixtures import drop_redis_prefix
 
-    max_cost = (await _estimate(modelrouter_server_factory, LONG_PROMPT, max_output_tokens=MAX_TOKENS)).selected.estimated_cost_usd
+    max_cost = (
+        await _estimate(modelrouter_server_factory, LONG_PROMPT, max_output_tokens=MAX_TOKENS)
+    ).selected.estimated_cost_usd
     limit = 10 * max_cost
     prefix = f"mrtest_{os.getpid()}_{id(tmp_path)}"
-    text = TEST_CONFIG + "\n" + storage_table("redis", tmp_path, prefix) + f"\n[budgets.default]\nday_usd = {limit}\n"
+    text = (
+        TEST_CONFIG
+        + "\n"
+        + storage_table("redis", tmp_path, prefix)
+        + f"\n[budgets.default]\nday_usd = {limit}\n"
+    )
     path = tmp_path / "config.toml"
     path.write_text(text)
     processes = [_start_process(path) for _ in range(2)]
@@ -180,7 +201,9 @@ async def test_two_server_processes_sharing_redis_overspend_by_at_most_one_reque
             [day] = await state.budgets.usage("default")
         finally:
             await state.aclose()
-        print(f"2 processes + redis: {ok} ok, {rejected} rejected, spent ${day.spent_usd:.6f} of ${limit:.6f}")
+        print(
+            f"2 processes + redis: {ok} ok, {rejected} rejected, spent ${day.spent_usd:.6f} of ${limit:.6f}"
+        )
         assert ok >= 10 and rejected > 0
         assert day.reserved_usd == 0
         assert day.spent_usd <= limit + max_cost
@@ -195,7 +218,9 @@ def _start_process(config_path: Path) -> subprocess.Popen[str]:
     root = Path(__file__).resolve().parent.parent
     return subprocess.Popen(
         [sys.executable, "-m", "tests.state_server_process", str(config_path)],
-        cwd=root, stdout=subprocess.PIPE, text=True,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 

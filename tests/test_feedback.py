@@ -48,10 +48,16 @@ async def test_feedback_score_out_of_range_names_the_field(modelrouter_stub):
 async def test_repeat_from_same_source_is_idempotent_other_sources_count(modelrouter_stub):
     routed = await _route(modelrouter_stub.stub)
     send = modelrouter_stub.stub.SubmitFeedback
-    first = await send(pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.9, success=True))
-    repeat = await send(pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.2, success=True))
+    first = await send(
+        pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.9, success=True)
+    )
+    repeat = await send(
+        pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.2, success=True)
+    )
     other = await send(
-        pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.5, success=True, source="judge")
+        pb.SubmitFeedbackRequest(
+            decision_id=routed.decision_id, score=0.5, success=True, source="judge"
+        )
     )
     assert (first.duplicate, repeat.duplicate, other.duplicate) == (False, True, False)
     stats = await modelrouter_stub.server.router.state.hot.arm_stats("simple:qa")
@@ -61,7 +67,8 @@ async def test_repeat_from_same_source_is_idempotent_other_sources_count(modelro
 
 async def test_prompts_are_logged_only_when_operator_opts_in(modelrouter_server_factory, tmp_path):
     config = parse_config(
-        TEST_CONFIG + f'\n[storage]\nlog = "sqlite"\nsqlite_path = "{tmp_path / "s.db"}"\nlog_prompts = true\n'
+        TEST_CONFIG
+        + f'\n[storage]\nlog = "sqlite"\nsqlite_path = "{tmp_path / "s.db"}"\nlog_prompts = true\n'
     )
     server = await modelrouter_server_factory(config=config)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -73,7 +80,9 @@ async def test_prompts_are_logged_only_when_operator_opts_in(modelrouter_server_
 async def test_feedback_acknowledged_survives_kill_9(tmp_path: Path):
     db = tmp_path / "state.db"
     path = tmp_path / "config.toml"
-    path.write_text(TEST_CONFIG + f'\n[storage]\nhot = "sqlite"\nlog = "sqlite"\nsqlite_path = "{db}"\n')
+    path.write_text(
+        TEST_CONFIG + f'\n[storage]\nhot = "sqlite"\nlog = "sqlite"\nsqlite_path = "{db}"\n'
+    )
     process = _start_process(path)
     try:
         port = _read_port(process)
@@ -104,21 +113,26 @@ def test_export_feedback_writes_routing_dataset_jsonl(tmp_path: Path):
     from modelrouter.state import open_state
 
     config = parse_config(
-        TEST_CONFIG + f'\n[storage]\nlog = "sqlite"\nsqlite_path = "{tmp_path / "s.db"}"\nlog_prompts = true\n'
+        TEST_CONFIG
+        + f'\n[storage]\nlog = "sqlite"\nsqlite_path = "{tmp_path / "s.db"}"\nlog_prompts = true\n'
     )
 
     async def seed() -> str:
         from modelrouter.server import create_server
         from modelrouter.testing import fake_provider_plugin
 
-        server = await create_server(config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin])
+        server = await create_server(
+            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+        )
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
                 stub = router_pb2_grpc.ModelRouterStub(channel)
                 routed = await _route(stub, "What is the capital of France?")
                 await _route(stub, "no feedback for this one")
                 await stub.SubmitFeedback(
-                    pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=1.0, success=True)
+                    pb.SubmitFeedbackRequest(
+                        decision_id=routed.decision_id, score=1.0, success=True
+                    )
                 )
                 return routed.decision_id
         finally:
@@ -132,8 +146,19 @@ def test_export_feedback_writes_routing_dataset_jsonl(tmp_path: Path):
     )
     out = tmp_path / "feedback.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "modelrouter.cli", "export-feedback", "--config", str(config_path), "--out", str(out)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "modelrouter.cli",
+            "export-feedback",
+            "--config",
+            str(config_path),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     [line] = out.read_text().splitlines()

@@ -30,10 +30,15 @@ async def test_feedback_moves_routing_to_the_model_that_earns_it(modelrouter_ser
         assert "adaptive: exploited large" in first.reason
         for i in range(20):
             routed = await stub.Route(
-                pb.RouteRequest(messages=user(PROMPT), constraints=pb.Constraints(excluded_models=["small-coder"]))
+                pb.RouteRequest(
+                    messages=user(PROMPT),
+                    constraints=pb.Constraints(excluded_models=["small-coder"]),
+                )
             )
             await stub.SubmitFeedback(
-                pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.0, success=False, source=str(i))
+                pb.SubmitFeedbackRequest(
+                    decision_id=routed.decision_id, score=0.0, success=False, source=str(i)
+                )
             )
         after = await stub.Route(pb.RouteRequest(messages=user(PROMPT)))
     assert after.selected.model == "small-coder"
@@ -50,7 +55,9 @@ async def test_exploration_is_bounded_and_stays_among_eligible_candidates():
     selection = select(request, classification, config.models, config.routing, lambda m: None)
     eligible = {c.model.name for c in selection.candidates}
     policy = AdaptivePolicy(
-        AdaptiveConfig(enabled=True, explore_fraction=0.2, cost_weight=1.0), MemoryHotState(), random.Random(7)
+        AdaptiveConfig(enabled=True, explore_fraction=0.2, cost_weight=1.0),
+        MemoryHotState(),
+        random.Random(7),
     )
     choices = [await policy.choose(classification, selection.candidates) for _ in range(1000)]
     explored = sum(c.explored for c in choices)
@@ -63,5 +70,7 @@ async def test_adaptive_is_switchable_per_tenant(modelrouter_server_factory):
     config = parse_config(TEST_CONFIG + '\n[adaptive]\ntenants = ["someone-else"]\n')
     server = await modelrouter_server_factory(config=config)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        routed = await router_pb2_grpc.ModelRouterStub(channel).Route(pb.RouteRequest(messages=user(PROMPT)))
+        routed = await router_pb2_grpc.ModelRouterStub(channel).Route(
+            pb.RouteRequest(messages=user(PROMPT))
+        )
     assert routed.selected.model == "small-coder" and "adaptive" not in routed.reason

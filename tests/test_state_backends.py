@@ -13,7 +13,6 @@ from modelrouter.state.interfaces import Bucket
 from modelrouter.v1 import router_pb2 as pb
 
 from .conftest import user
-from .state_fixtures import backend_config  # noqa: F401
 
 BUDGET = """
 [budgets.default]
@@ -21,17 +20,23 @@ day_usd = 1.0
 """
 
 
-async def test_route_logs_decision_and_feedback_round_trips(backend_config, modelrouter_server_factory):
+async def test_route_logs_decision_and_feedback_round_trips(
+    backend_config, modelrouter_server_factory
+):
     server = await modelrouter_server_factory(config=backend_config(BUDGET))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = pb_stub(channel)
         routed = await stub.Route(pb.RouteRequest(messages=user("What is the capital of France?")))
         ack = await stub.SubmitFeedback(
-            pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.8, success=True, source="u1")
+            pb.SubmitFeedbackRequest(
+                decision_id=routed.decision_id, score=0.8, success=True, source="u1"
+            )
         )
         assert ack.duplicate is False
         again = await stub.SubmitFeedback(
-            pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.1, success=False, source="u1")
+            pb.SubmitFeedbackRequest(
+                decision_id=routed.decision_id, score=0.1, success=False, source="u1"
+            )
         )
         assert again.duplicate is True
     record = await server.router.state.decisions.get(routed.decision_id)
@@ -93,7 +98,9 @@ async def test_budget_exhaustion_names_window_and_reset(backend_config):
 async def test_adaptive_statistics_accumulate(backend_config):
     state = await open_state(backend_config())
     try:
-        await asyncio.gather(*(state.hot.record_reward("simple:qa", "tiny", 0.5) for _ in range(20)))
+        await asyncio.gather(
+            *(state.hot.record_reward("simple:qa", "tiny", 0.5) for _ in range(20))
+        )
         await state.hot.record_reward("simple:qa", "large", 1.0)
         stats = await state.hot.arm_stats("simple:qa")
         assert stats["tiny"].count == 20 and stats["tiny"].reward_sum == pytest.approx(10.0)

@@ -59,7 +59,10 @@ class AdaptivePolicy:
     ) -> AdaptiveChoice:
         key = arm_key(classification.complexity.name, classification.task_type.name)
         stats: Mapping[str, ArmStats] = await self.store.arm_stats(key)
-        posteriors = {c.model.name: self._posterior(c, stats.get(c.model.name, ArmStats())) for c in candidates}
+        posteriors = {
+            c.model.name: self._posterior(c, stats.get(c.model.name, ArmStats()))
+            for c in candidates
+        }
 
         def mean(c: Candidate) -> float:
             a, b = posteriors[c.model.name]
@@ -68,7 +71,9 @@ class AdaptivePolicy:
         best = max(candidates, key=lambda c: (self._value(c, mean(c)), -c.estimated_cost_usd))
         observations = sum(stats.get(c.model.name, ArmStats()).count for c in candidates)
         if len(candidates) > 1 and self.rng.random() < self.config.explore_fraction:
-            samples = {c.model.name: self.rng.betavariate(*posteriors[c.model.name]) for c in candidates}
+            samples = {
+                c.model.name: self.rng.betavariate(*posteriors[c.model.name]) for c in candidates
+            }
             chosen = max(candidates, key=lambda c: self._value(c, samples[c.model.name]))
             if chosen is not best:
                 return AdaptiveChoice(
@@ -85,6 +90,8 @@ class AdaptivePolicy:
             f"{observations} feedback observations for {key})",
         )
 
-    async def learn(self, complexity: str, task_type: str, model: str, score: float, success: bool) -> None:
+    async def learn(
+        self, complexity: str, task_type: str, model: str, score: float, success: bool
+    ) -> None:
         reward = score if success else 0.0
         await self.store.record_reward(arm_key(complexity, task_type), model, reward)

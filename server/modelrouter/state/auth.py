@@ -65,7 +65,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or not self.authenticator.enabled or not method.startswith(self.prefixes):
+        if (
+            handler is None
+            or not self.authenticator.enabled
+            or not method.startswith(self.prefixes)
+        ):
             return handler
         try:
             self.authenticator.tenant_for(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]

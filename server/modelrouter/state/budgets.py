@@ -31,7 +31,11 @@ def window_bounds(window: str, now: datetime) -> tuple[str, datetime]:
         return start.strftime("%Y-%m-%d"), start + timedelta(days=1)
     if window == "month":
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        end = (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
+        )
         return start.strftime("%Y-%m"), end
     raise ValueError(f"unknown budget window {window!r}")
 

@@ -21,7 +21,9 @@ from typing import Any, TextIO
 from .interfaces import ExportRow
 
 
-def add_commands(commands: Any, client_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(
+    commands: Any, client_arguments: Callable[[argparse.ArgumentParser], None]
+) -> None:
     usage = commands.add_parser("usage", help="show the tenant's spend and budget left per window")
     client_arguments(usage)
     _api_key_argument(usage)
@@ -34,7 +36,9 @@ def add_commands(commands: Any, client_arguments: Callable[[argparse.ArgumentPar
     feedback.add_argument("score", type=float, help="quality of the answer in [0, 1]")
     feedback.add_argument("--failed", action="store_true", help="the answer was unusable")
     feedback.add_argument("--comment", default="")
-    feedback.add_argument("--source", default="", help="who judges (repeats per source are idempotent)")
+    feedback.add_argument(
+        "--source", default="", help="who judges (repeats per source are idempotent)"
+    )
     feedback.set_defaults(run=_feedback)
 
     export = commands.add_parser(
@@ -58,7 +62,9 @@ def _hash(key: str) -> str:
 
 def _api_key_argument(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--api-key", default=os.environ.get("MODELROUTER_API_KEY"), help="default: $MODELROUTER_API_KEY"
+        "--api-key",
+        default=os.environ.get("MODELROUTER_API_KEY"),
+        help="default: $MODELROUTER_API_KEY",
     )
 
 
@@ -77,7 +83,11 @@ def _emit(args: argparse.Namespace, message: Any, text: str) -> None:
     from google.protobuf import json_format
 
     if args.json:
-        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+        print(
+            json.dumps(
+                json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2
+            )
+        )
     else:
         print(text)
 
@@ -102,8 +112,11 @@ def _feedback(args: argparse.Namespace) -> int:
     from ..v1 import router_pb2 as pb
 
     request = pb.SubmitFeedbackRequest(
-        decision_id=args.decision_id, score=args.score, success=not args.failed,
-        comment=args.comment, source=args.source,
+        decision_id=args.decision_id,
+        score=args.score,
+        success=not args.failed,
+        comment=args.comment,
+        source=args.source,
     )
     response = _unary(args, "SubmitFeedback", request)
     _emit(args, response, "already recorded (duplicate)" if response.duplicate else "recorded")
@@ -158,7 +171,9 @@ def run_workers(
     SIGTERM or SIGINT."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker, args=(config_path, host, port, log_level), name=f"worker-{i}")
+        context.Process(
+            target=_worker, args=(config_path, host, port, log_level), name=f"worker-{i}"
+        )
         for i in range(workers)
     ]
     for process in processes:

@@ -53,7 +53,10 @@ class StateExecutionListener(ExecutionListener):
                 # Decisions made outside Router.route (an explicit model with no policy
                 # fallbacks) are logged here.
                 await self.state.log_decision(
-                    decision.decision_id, request, decision.classification, decision.selection,
+                    decision.decision_id,
+                    request,
+                    decision.classification,
+                    decision.selection,
                     kind="execute",
                 )
             await self.state.log_outcome(

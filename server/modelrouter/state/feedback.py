@@ -35,9 +35,13 @@ class FeedbackService:
         """
         violations = []
         if not decision_id:
-            violations.append(FieldViolation("decision_id", "required: a decision id from Route or Execute"))
+            violations.append(
+                FieldViolation("decision_id", "required: a decision id from Route or Execute")
+            )
         if not 0.0 <= score <= 1.0:
-            violations.append(FieldViolation("score", f"expected a number in [0, 1], got {score!r}"))
+            violations.append(
+                FieldViolation("score", f"expected a number in [0, 1], got {score!r}")
+            )
         if len(comment) > MAX_COMMENT_CHARS:
             violations.append(FieldViolation("comment", f"at most {MAX_COMMENT_CHARS} characters"))
         if violations:
@@ -63,5 +67,7 @@ class FeedbackService:
                 )
             except StorageUnavailable:
                 # The feedback itself is durable; only this one learning step is lost.
-                log.warning("feedback %s stored but not learned: hot store unavailable", decision_id)
+                log.warning(
+                    "feedback %s stored but not learned: hot store unavailable", decision_id
+                )
         return created

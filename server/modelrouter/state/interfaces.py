@@ -20,8 +20,18 @@ from dataclasses import dataclass, field
 from ..errors import StorageUnavailable
 
 __all__ = [
-    "ArmStats", "Bucket", "BucketUsage", "CandidateRecord", "DecisionLog", "DecisionRecord",
-    "ExportRow", "FeedbackRecord", "HotState", "StorageUnavailable", "to_nano", "to_usd",
+    "ArmStats",
+    "Bucket",
+    "BucketUsage",
+    "CandidateRecord",
+    "DecisionLog",
+    "DecisionRecord",
+    "ExportRow",
+    "FeedbackRecord",
+    "HotState",
+    "StorageUnavailable",
+    "to_nano",
+    "to_usd",
 ]
 
 NANO_USD = 1_000_000_000

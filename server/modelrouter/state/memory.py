@@ -40,7 +40,9 @@ class MemoryHotState(HotState):
             self._counter(tenant, bucket)[1] += amount
         return None
 
-    async def settle(self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int) -> None:
+    async def settle(
+        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
+    ) -> None:
         for bucket in buckets:
             counter = self._counter(tenant, bucket)
             counter[0] += actual

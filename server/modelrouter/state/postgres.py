@@ -94,7 +94,9 @@ class PostgresDatabase:
                 self._idle.put_nowait(await self._connect())
         except _RETRY_ON as error:
             await self.aclose()
-            raise StorageUnavailable(f"cannot reach PostgreSQL at {_redact(self.url)}: {error}") from error
+            raise StorageUnavailable(
+                f"cannot reach PostgreSQL at {_redact(self.url)}: {error}"
+            ) from error
 
     async def aclose(self) -> None:
         for conn in self._all:
@@ -113,7 +115,9 @@ class PostgresDatabase:
         finally:
             self._idle.put_nowait(conn)
 
-    async def run(self, operation: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+    async def run(
+        self, operation: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
         async def once() -> T:
             async with self.connection() as conn:
                 return await work(conn)
@@ -179,7 +183,9 @@ class PostgresHotState(HotState):
 
         return await self.db.transaction("reserve", work)
 
-    async def settle(self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int) -> None:
+    async def settle(
+        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
+    ) -> None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             for b in sorted(buckets, key=lambda b: (b.window, b.label)):
                 await conn.execute(
@@ -243,9 +249,22 @@ class PostgresDecisionLog(DecisionLog):
         columns = [c.strip() for c in _DECISION_COLUMNS.split(",")]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         values = (
-            d.decision_id, d.tenant, d.created_at, d.kind, d.complexity, d.task_type, d.classifier,
-            json.dumps(candidates_to_json(d.candidates)), d.chosen_model, d.estimated_cost_usd,
-            d.reason, d.explored, d.prompt, d.actual_cost_usd, d.latency_ms, d.outcome,
+            d.decision_id,
+            d.tenant,
+            d.created_at,
+            d.kind,
+            d.complexity,
+            d.task_type,
+            d.classifier,
+            json.dumps(candidates_to_json(d.candidates)),
+            d.chosen_model,
+            d.estimated_cost_usd,
+            d.reason,
+            d.explored,
+            d.prompt,
+            d.actual_cost_usd,
+            d.latency_ms,
+            d.outcome,
         )
         placeholders = ", ".join(["%s"] * len(columns))
         await self.db.run(

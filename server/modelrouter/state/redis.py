@@ -97,10 +97,14 @@ class RedisHotState(HotState):
         )
         return buckets[int(failed) - 1] if int(failed) else None
 
-    async def settle(self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int) -> None:
+    async def settle(
+        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
+    ) -> None:
         keys = [self._key(tenant, b) for b in buckets]
         args = [reserved, actual, *(b.ttl_s for b in buckets)]
-        await self.retry.run("redis", "settle", lambda: self._settle(keys=keys, args=args), _RETRY_ON)
+        await self.retry.run(
+            "redis", "settle", lambda: self._settle(keys=keys, args=args), _RETRY_ON
+        )
 
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         async def read() -> list[BucketUsage]:

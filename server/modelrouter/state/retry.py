@@ -41,11 +41,20 @@ class RetryPolicy:
             except retry_on as error:
                 self.failures += 1
                 if attempt == self.attempts:
-                    log.error("%s %s failed %d times; giving up: %s", backend, operation, attempt, error)
-                    raise StorageUnavailable(f"{backend} unavailable during {operation}: {error}") from error
+                    log.error(
+                        "%s %s failed %d times; giving up: %s", backend, operation, attempt, error
+                    )
+                    raise StorageUnavailable(
+                        f"{backend} unavailable during {operation}: {error}"
+                    ) from error
                 log.warning(
                     "%s %s failed (attempt %d/%d), retrying in %.2fs: %s",
-                    backend, operation, attempt, self.attempts, delay, error,
+                    backend,
+                    operation,
+                    attempt,
+                    self.attempts,
+                    delay,
+                    error,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay_s)

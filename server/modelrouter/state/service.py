@@ -117,7 +117,8 @@ class StateServices:
             tier, window = degraded
             floors = {level: min(q, tier.quality_floor) for level, q in routing.min_quality.items()}
             cheaper = dataclasses.replace(
-                request, constraints=dataclasses.replace(request.constraints, willingness_to_pay=None)
+                request,
+                constraints=dataclasses.replace(request.constraints, willingness_to_pay=None),
             )
             selection = reselect(cheaper, dataclasses.replace(routing, min_quality=floors))
             notes.append(
@@ -126,15 +127,21 @@ class StateServices:
             )
         if usage:
             tightest = min(usage, key=lambda u: u.remaining_usd)
-            fits = [c for c in selection.candidates if c.estimated_cost_usd <= tightest.remaining_usd]
+            fits = [
+                c for c in selection.candidates if c.estimated_cost_usd <= tightest.remaining_usd
+            ]
             if not fits:
-                raise BudgetExhausted(tenant, tightest.window, tightest.limit_usd, tightest.resets_at)
+                raise BudgetExhausted(
+                    tenant, tightest.window, tightest.limit_usd, tightest.resets_at
+                )
             if len(fits) < len(selection.candidates):
                 notes.append(
                     f"budget: {len(selection.candidates) - len(fits)} model(s) cost more than the "
                     f"${tightest.remaining_usd:.6f} left in the {tightest.window} budget"
                 )
-                selection = dataclasses.replace(selection, selected=fits[0], fallbacks=tuple(fits[1:]))
+                selection = dataclasses.replace(
+                    selection, selected=fits[0], fallbacks=tuple(fits[1:])
+                )
         explored = False
         if self.adaptive.enabled_for(tenant) and len(selection.candidates) > 1:
             choice = await self.adaptive.choose(classification, selection.candidates)

@@ -85,7 +85,9 @@ class SqliteDatabase:
         try:
             self._conn = await asyncio.to_thread(self._connect)
         except sqlite3.Error as error:
-            raise StorageUnavailable(f"cannot open SQLite database {self.path!r}: {error}") from error
+            raise StorageUnavailable(
+                f"cannot open SQLite database {self.path!r}: {error}"
+            ) from error
 
     async def aclose(self) -> None:
         if self._conn is not None:
@@ -147,7 +149,9 @@ class SqliteHotState(HotState):
 
         return await self.db.transaction("reserve", work)
 
-    async def settle(self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int) -> None:
+    async def settle(
+        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
+    ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             for bucket in buckets:
                 conn.execute(
@@ -174,7 +178,9 @@ class SqliteHotState(HotState):
 
     async def arm_stats(self, key: str) -> Mapping[str, ArmStats]:
         def work(conn: sqlite3.Connection) -> dict[str, ArmStats]:
-            rows = conn.execute("SELECT model, count, reward_sum FROM arm_stats WHERE key=?", (key,))
+            rows = conn.execute(
+                "SELECT model, count, reward_sum FROM arm_stats WHERE key=?", (key,)
+            )
             return {model: ArmStats(count, total) for model, count, total in rows}
 
         return await self.db.run("arm_stats", work)
@@ -199,27 +205,56 @@ _DECISION_COLUMNS = (
 
 def decision_row(d: DecisionRecord) -> tuple[Any, ...]:
     return (
-        d.decision_id, d.tenant, d.created_at, d.kind, d.complexity, d.task_type, d.classifier,
-        json.dumps(candidates_to_json(d.candidates)), d.chosen_model, d.estimated_cost_usd,
-        d.reason, bool(d.explored), d.prompt, d.actual_cost_usd, d.latency_ms, d.outcome,
+        d.decision_id,
+        d.tenant,
+        d.created_at,
+        d.kind,
+        d.complexity,
+        d.task_type,
+        d.classifier,
+        json.dumps(candidates_to_json(d.candidates)),
+        d.chosen_model,
+        d.estimated_cost_usd,
+        d.reason,
+        bool(d.explored),
+        d.prompt,
+        d.actual_cost_usd,
+        d.latency_ms,
+        d.outcome,
     )
 
 
 def decision_from_row(row: Sequence[Any]) -> DecisionRecord:
     candidates = row[7] if isinstance(row[7], list) else json.loads(row[7])
     return DecisionRecord(
-        decision_id=row[0], tenant=row[1], created_at=float(row[2]), kind=row[3],
-        complexity=row[4], task_type=row[5], classifier=row[6],
-        candidates=candidates_from_json(candidates), chosen_model=row[8],
-        estimated_cost_usd=float(row[9]), reason=row[10], explored=bool(row[11]), prompt=row[12],
-        actual_cost_usd=row[13], latency_ms=row[14], outcome=row[15],
+        decision_id=row[0],
+        tenant=row[1],
+        created_at=float(row[2]),
+        kind=row[3],
+        complexity=row[4],
+        task_type=row[5],
+        classifier=row[6],
+        candidates=candidates_from_json(candidates),
+        chosen_model=row[8],
+        estimated_cost_usd=float(row[9]),
+        reason=row[10],
+        explored=bool(row[11]),
+        prompt=row[12],
+        actual_cost_usd=row[13],
+        latency_ms=row[14],
+        outcome=row[15],
     )
 
 
 def feedback_from_row(row: Sequence[Any]) -> FeedbackRecord:
     return FeedbackRecord(
-        decision_id=row[0], source=row[1], tenant=row[2], score=float(row[3]),
-        success=bool(row[4]), comment=row[5], created_at=float(row[6]),
+        decision_id=row[0],
+        source=row[1],
+        tenant=row[2],
+        score=float(row[3]),
+        success=bool(row[4]),
+        comment=row[5],
+        created_at=float(row[6]),
     )
 
 
@@ -260,8 +295,13 @@ class SqliteDecisionLog(DecisionLog):
                 "INSERT INTO feedback (decision_id, source, tenant, score, success, comment, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id, source) DO NOTHING",
                 (
-                    feedback.decision_id, feedback.source, feedback.tenant, feedback.score,
-                    feedback.success, feedback.comment, feedback.created_at,
+                    feedback.decision_id,
+                    feedback.source,
+                    feedback.tenant,
+                    feedback.score,
+                    feedback.success,
+                    feedback.comment,
+                    feedback.created_at,
                 ),
             )
             return cursor.rowcount == 1
@@ -286,7 +326,9 @@ class SqliteDecisionLog(DecisionLog):
                     "FROM feedback WHERE decision_id=? ORDER BY created_at",
                     (row[0],),
                 ).fetchall()
-                rows.append(ExportRow(decision_from_row(row), tuple(map(feedback_from_row, feedback))))
+                rows.append(
+                    ExportRow(decision_from_row(row), tuple(map(feedback_from_row, feedback)))
+                )
             return rows
 
         for row in await self.db.run("export", work):
