@@ -1,0 +1,159 @@
+"""Latency Execute adds on top of calling the upstream directly.
+
+A fake OpenAI upstream answers every chat completion after a fixed delay (20 ms). We call
+it directly with the openai SDK, then through Execute over gRPC (a real server from
+``create_server`` on port 0, configured with an openai provider pointing at the fake's
+base_url), at concurrency 1 and 64, and print the added latency at p50/p99 and the ratio.
+Upstream, server and client each run in their own process so that they do not share an
+event loop. Target: added p50 < 2 ms, p99 < 10 ms.
+
+    python benchmarks/execute_overhead.py [--requests 400] [--latency-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+COMPLETION = {
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                 "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+}
+
+
+def run_upstream(latency_s: float, ports: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from aiohttp import web
+
+    body = json.dumps(COMPLETION)
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(latency_s)
+        return web.Response(text=body, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        ports.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def run_router(base_url: str, ports: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import logging
+
+    from modelrouter.config import parse_config
+    from modelrouter.server import create_server
+
+    logging.disable(logging.WARNING)
+    config = parse_config(f"""
+[providers.bench]
+type = "openai"
+api_key_env = "BENCH_KEY"
+base_url = "{base_url}"
+
+[[models]]
+name = "bench"
+provider = "bench"
+input_price_usd_per_mtok = 1.0
+output_price_usd_per_mtok = 1.0
+context_window_tokens = 100000
+typical_latency_ms = 20
+quality = 0.9
+""")
+
+    async def main() -> None:
+        server = await create_server(config, host="127.0.0.1", port=0, environ={"BENCH_KEY": "sk-bench"})
+        ports.put(server.port)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+async def measure(call: Callable[[], Awaitable[object]], requests: int, concurrency: int) -> list[float]:
+    for _ in range(min(20, requests)):  # warm connections and caches
+        await call()
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in remaining:
+            started = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+async def bench(upstream_url: str, router_port: int, requests: int) -> None:
+    import grpc
+    import openai
+
+    from modelrouter.v1 import router_pb2 as pb
+    from modelrouter.v1 import router_pb2_grpc
+
+    client = openai.AsyncOpenAI(api_key="sk-bench", base_url=upstream_url, max_retries=0)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{router_port}")
+    stub = router_pb2_grpc.ModelRouterStub(channel)
+    messages = [{"role": "user", "content": "hello"}]
+    request = pb.ExecuteRequest(messages=[pb.Message(role=pb.ROLE_USER, content="hello")])
+
+    async def direct() -> object:
+        return await client.chat.completions.create(model="bench", messages=messages, max_tokens=16)  # type: ignore[arg-type]
+
+    async def routed() -> object:
+        return await stub.Execute(request, timeout=10)
+
+    print(f"{'concurrency':>11} {'direct p50':>10} {'p99':>7} {'execute p50':>11} {'p99':>7} "
+          f"{'added p50':>9} {'added p99':>9} {'ratio p50':>9}")
+    for concurrency in (1, 64):
+        n = requests if concurrency == 1 else requests * 4
+        base = await measure(direct, n, concurrency)
+        through = await measure(routed, n, concurrency)
+        b50, b99 = percentile(base, 50), percentile(base, 99)
+        t50, t99 = percentile(through, 50), percentile(through, 99)
+        print(f"{concurrency:>11} {b50:>8.2f}ms {b99:>5.2f}ms {t50:>9.2f}ms {t99:>5.2f}ms "
+              f"{t50 - b50:>7.2f}ms {t99 - b99:>7.2f}ms {t50 / b50:>9.3f}")
+    await channel.close()
+    await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="calls per measurement at c=1")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
+    upstream = context.Process(target=run_upstream, args=(args.latency_ms / 1000, ports), daemon=True)
+    upstream.start()
+    upstream_url = f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
+    router = context.Process(target=run_router, args=(upstream_url, ports), daemon=True)
+    router.start()
+    router_port = ports.get(timeout=60)
+    try:
+        asyncio.run(bench(upstream_url, router_port, args.requests))
+    finally:
+        router.terminate()
+        upstream.terminate()
+
+
+if __name__ == "__main__":
+    main()
