@@ -152,6 +152,12 @@ class Providers:
     prometheus_address: tuple[str, int] | None = None
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Export everything recorded so far (blocks; call it off the event loop)."""
+        for provider in (self.tracer_provider, self.meter_provider):
+            if provider is not None:
+                provider.force_flush(int(timeout_s * 1000))
+
     def shutdown(self) -> None:
         for close in self._closers:
             try:
