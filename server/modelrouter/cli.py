@@ -58,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
         _constraint_arguments(command)
         command.set_defaults(run=run)
 
+    execute = commands.add_parser("execute", help="route a prompt and print the answer")
+    _client_arguments(execute)
+    execute.add_argument("prompt", help="the user message")
+    execute.add_argument("--system", help="a system prompt sent before the user message")
+    execute.add_argument("--model", default="", help="call this catalog model first")
+    execute.add_argument("--stream", action="store_true", help="print the answer as it arrives")
+    execute.add_argument("--temperature", type=float)
+    _constraint_arguments(execute)
+    execute.set_defaults(run=_execute)
+
     models = commands.add_parser("models", help="list the model catalog")
     _client_arguments(models)
     models.set_defaults(run=_models)
@@ -157,6 +167,48 @@ def _route(args: argparse.Namespace) -> int:
     ]
     _print(args, response, "\n".join(lines))
     return 0
+
+
+def _execute(args: argparse.Namespace) -> int:
+    from modelrouter_client import build_messages
+
+    from .v1 import router_pb2 as pb
+
+    constraints = pb.Constraints(**_constraints(args))
+    request = pb.ExecuteRequest(
+        messages=build_messages(_conversation(args)), model=args.model, constraints=constraints
+    )
+    if args.temperature is not None:
+        request.temperature = args.temperature
+    if not args.stream:
+        response = _call(args, lambda c: c.stub.Execute(request, timeout=args.timeout))
+        _print(args, response, response.text + "\n" + _describe_execution(response))
+        return 0
+
+    def stream(client: Any) -> Any:
+        summary = None
+        for message in client.stub.ExecuteStream(request, timeout=args.timeout):
+            if message.HasField("summary"):
+                summary = message.summary
+            elif not args.json:
+                print(message.delta, end="", flush=True)
+        return summary
+
+    summary = _call(args, stream)
+    _print(args, summary, "\n" + _describe_execution(summary))
+    return 0
+
+
+def _describe_execution(response: Any) -> str:
+    attempts = ", ".join(
+        f"{a.model}:{a.outcome}" + (f"/{a.error_type}" if a.error_type else "")
+        for a in response.attempts
+    )
+    return (
+        f"-- {response.model} ({response.provider}) {response.usage.input_tokens}+"
+        f"{response.usage.output_tokens} tokens ${response.cost_usd:.6f} "
+        f"{response.latency_ms:.0f} ms; attempts: {attempts}; decision {response.decision_id}"
+    )
 
 
 def _models(args: argparse.Namespace) -> int:
