@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     _client_arguments(plugins)
     plugins.set_defaults(run=_plugins)
 
+    stats = commands.add_parser("stats", help="show what the server has observed since it started")
+    _client_arguments(stats)
+    stats.set_defaults(run=_stats)
+
     from .state.commands import add_commands
 
     add_commands(commands, _client_arguments)
@@ -234,6 +238,45 @@ def _plugins(args: argparse.Namespace) -> int:
     ]
     lines.append(f"classifiers: {', '.join(response.classifiers)} (default {response.default_classifier})")
     _print(args, response, "\n".join(lines))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from .v1 import router_pb2 as pb
+
+    r = _call(args, lambda c: c.stub.GetStats(pb.GetStatsRequest(), timeout=args.timeout))
+    lines = [
+        f"since {r.started_at} ({r.uptime_s:.0f} s): {r.requests} requests, "
+        f"{r.success_rate:.1%} succeeded",
+    ]
+    for m in r.methods:
+        if m.requests:
+            lines.append(
+                f"  {m.method:<14} {m.requests:>8} calls  ok {m.success_rate:6.1%}  "
+                f"client errors {m.client_errors}  server errors {m.server_errors}  "
+                f"p50 {m.latency_p50_ms:.2f} ms  p90 {m.latency_p90_ms:.2f} ms  "
+                f"p99 {m.latency_p99_ms:.2f} ms"
+            )
+    lines += [
+        f"decisions: {r.decisions}   executions: {r.executions}   "
+        f"fallbacks: {r.fallbacks}   retries: {r.retries}",
+        f"actual cost: ${r.cost_usd:.6f}",
+        f"estimated cost of the selected models:  ${r.estimated_cost_usd:.6f}",
+        f"estimated cost of the strongest models: ${r.strongest_estimated_cost_usd:.6f}",
+        f"estimated saving: ${r.estimated_saving_usd:.6f}"
+        + (f" ({r.estimated_saving_usd / r.strongest_estimated_cost_usd:.1%})"
+           if r.strongest_estimated_cost_usd else ""),
+    ]
+    if r.models:
+        lines.append("models:")
+        total = sum(m.selected for m in r.models) or 1
+        lines += [
+            f"  {m.model:<22} selected {m.selected:>7} ({m.selected / total:6.1%})  "
+            f"answered {m.answered:>7}  cost ${m.cost_usd:.6f}  "
+            f"tokens {m.input_tokens} in / {m.output_tokens} out"
+            for m in r.models
+        ]
+    _print(args, r, "\n".join(lines))
     return 0
 
 

@@ -16,6 +16,7 @@ from .errors import FieldViolation, InvalidRequest
 from .execution.results import AttemptRecord, ExecutionSummary
 from .plugins import PluginInfo
 from .selection import Candidate
+from .telemetry.stats import StatsSnapshot
 from .types import Classification, Constraints, Message, Role, RoutingRequest
 from .v1 import router_pb2 as pb
 
@@ -212,4 +213,51 @@ def execute_failure(summary: ExecutionSummary) -> pb.ExecuteFailure:
         cost_usd=summary.cost_usd,
         stream_started=summary.stream_started,
         usage_estimated=summary.usage_estimated,
+    )
+
+
+def stats_message(snapshot: StatsSnapshot) -> pb.GetStatsResponse:
+    """GetStats from the in-process aggregates (see ``modelrouter.telemetry.stats``)."""
+    import datetime
+
+    def rate(succeeded: int, requests: int) -> float:
+        return succeeded / requests if requests else 0.0
+
+    started = datetime.datetime.fromtimestamp(snapshot.started_at, datetime.UTC)
+    return pb.GetStatsResponse(
+        started_at=started.isoformat(),
+        uptime_s=snapshot.uptime_s,
+        requests=snapshot.requests,
+        succeeded=snapshot.succeeded,
+        success_rate=rate(snapshot.succeeded, snapshot.requests),
+        methods=[
+            pb.MethodStats(
+                method=m.method,
+                requests=m.requests,
+                succeeded=m.succeeded,
+                client_errors=m.client_errors,
+                server_errors=m.server_errors,
+                success_rate=rate(m.succeeded, m.requests),
+                latency_p50_ms=m.latency.percentile(0.5),
+                latency_p90_ms=m.latency.percentile(0.9),
+                latency_p99_ms=m.latency.percentile(0.99),
+                latency_mean_ms=m.latency.total_ms / m.latency.count if m.latency.count else 0.0,
+            )
+            for m in snapshot.methods
+        ],
+        decisions=snapshot.decisions,
+        executions=snapshot.executions,
+        cost_usd=snapshot.cost_usd,
+        estimated_cost_usd=snapshot.estimated_cost_usd,
+        strongest_estimated_cost_usd=snapshot.strongest_estimated_cost_usd,
+        estimated_saving_usd=snapshot.estimated_saving_usd,
+        fallbacks=snapshot.fallbacks,
+        retries=snapshot.retries,
+        models=[
+            pb.ModelStats(
+                model=m.model, selected=m.selected, answered=m.answered, cost_usd=m.cost_usd,
+                input_tokens=m.input_tokens, output_tokens=m.output_tokens,
+            )
+            for m in snapshot.models
+        ],
     )

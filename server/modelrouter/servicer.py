@@ -148,3 +148,9 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
                 for u in usage
             ],
         )
+
+    @maps_errors
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        return convert.stats_message(self.router.telemetry.stats.snapshot())
