@@ -18,8 +18,10 @@ def test_registered_provider_type_serves_configured_providers(modelrouter_config
     assert set(catalog.providers) == {"budget", "premium"}
 
 
-def test_models_of_a_provider_without_its_key_or_plugin_are_unavailable():
-    config = load_config()  # openai and anthropic need keys; no such plugins in this registry
+def test_models_of_a_provider_without_its_key_or_plugin_are_unavailable(monkeypatch):
+    # Load no installed entry points, so the built-in openai plugin is absent here.
+    monkeypatch.setenv("MODELROUTER_LOAD_PLUGINS", "")
+    config = load_config()
     registry = load_plugins([fake_provider_plugin])
     catalog = Catalog(config, registry.provider_types, environ={})
     reason = catalog.unavailable_reason(catalog.get("gpt-4o-mini"))
