@@ -34,7 +34,7 @@ class OtlpReceiver(
         self.http_port = 0
 
     # -- OTLP/gRPC --------------------------------------------------------------------------
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
         with self._lock:
             self.headers.append(dict(context.invocation_metadata()))
             if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
@@ -54,11 +54,17 @@ class OtlpReceiver(
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 kinds = {
-                    "/v1/traces": (trace_service_pb2.ExportTraceServiceRequest, receiver.trace_requests),
-                    "/v1/metrics": (metrics_service_pb2.ExportMetricsServiceRequest, receiver.metric_requests),
+                    "/v1/traces": (
+                        trace_service_pb2.ExportTraceServiceRequest,
+                        receiver.trace_requests,
+                    ),
+                    "/v1/metrics": (
+                        metrics_service_pb2.ExportMetricsServiceRequest,
+                        receiver.metric_requests,
+                    ),
                 }
                 if self.path not in kinds:
                     self.send_response(404)
@@ -103,7 +109,9 @@ class OtlpReceiver(
             requests = [*self.trace_requests, *self.metric_requests]
         found = []
         for request in requests:
-            groups = getattr(request, "resource_spans", None) or getattr(request, "resource_metrics", [])
+            groups = getattr(request, "resource_spans", None) or getattr(
+                request, "resource_metrics", []
+            )
             found.extend(attributes(group.resource.attributes) for group in groups)
         return found
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -143,9 +143,7 @@ async def test_client_mistake_keeps_status_unset_and_names_the_error(traced, ote
     stub, _, _ = traced
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.Route(
-            pb.RouteRequest(
-                messages=user("hello"), constraints=pb.Constraints(max_cost_usd=0.0)
-            )
+            pb.RouteRequest(messages=user("hello"), constraints=pb.Constraints(max_cost_usd=0.0))
         )
     assert raised.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     server = otel.span(f"{SERVICE}/Route")
@@ -192,9 +190,13 @@ async def test_server_fault_sets_status_error(modelrouter_server_factory, otel):
     from modelrouter.config import parse_config
     from modelrouter.testing import TEST_CONFIG
 
-    config = parse_config(TEST_CONFIG.replace('default_classifier = "rules"', 'default_classifier = "exploding"'))
+    config = parse_config(
+        TEST_CONFIG.replace('default_classifier = "rules"', 'default_classifier = "exploding"')
+    )
     server = await modelrouter_server_factory(
-        config, plugins=[Broken()], tracer_provider=otel.tracer_provider,
+        config,
+        plugins=[Broken()],
+        tracer_provider=otel.tracer_provider,
         meter_provider=otel.meter_provider,
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

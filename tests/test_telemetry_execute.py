@@ -17,12 +17,15 @@ from .conftest import user
 from .test_telemetry import SERVICE, otel  # noqa: F401  (fixture)
 
 #: No backoff sleeps, and a circuit that opens after two consecutive failures.
-CONFIG = TEST_CONFIG + """
+CONFIG = (
+    TEST_CONFIG
+    + """
 [execution]
 backoff_base_s = 0.0
 backoff_max_s = 0.0
 circuit_failure_threshold = 2
 """
+)
 
 
 @pytest.fixture
@@ -42,7 +45,9 @@ def chats(otel):  # noqa: F811
 
 async def test_execute_has_one_client_span_following_genai_conventions(stub, otel):  # noqa: F811
     FakeProvider.enqueue("budget", "Paris is the capital.")
-    response = await stub.Execute(pb.ExecuteRequest(messages=user("What is the capital of France?")))
+    response = await stub.Execute(
+        pb.ExecuteRequest(messages=user("What is the capital of France?"))
+    )
     server = otel.span(f"{SERVICE}/Execute")
     (chat,) = chats(otel)
     assert chat.name == "chat tiny"
@@ -78,7 +83,9 @@ async def test_fallback_produces_failed_then_successful_client_spans(stub, otel)
         ProviderError("server_error", "upstream 500", retryable=True, status_code=500),
         "answer from small-coder",
     )
-    response = await stub.Execute(pb.ExecuteRequest(messages=user("What is the capital of France?")))
+    response = await stub.Execute(
+        pb.ExecuteRequest(messages=user("What is the capital of France?"))
+    )
     assert response.model == "small-coder"
     spans = chats(otel)
     assert [s.name for s in spans] == ["chat tiny", "chat tiny", "chat small-coder"]
@@ -98,7 +105,8 @@ async def test_fallback_produces_failed_then_successful_client_spans(stub, otel)
 
     def total(name, **match):
         return sum(
-            p.value for p in otel.points(name)
+            p.value
+            for p in otel.points(name)
             if all(p.attributes.get(k) == v for k, v in match.items())
         )
 

@@ -35,8 +35,10 @@ def receiver():
 
 
 def config_with(telemetry: str, providers_extra: str = ""):
-    text = TEST_CONFIG.replace('[providers.budget]\ntype = "fake"\n',
-                               '[providers.budget]\ntype = "fake"\n' + providers_extra)
+    text = TEST_CONFIG.replace(
+        '[providers.budget]\ntype = "fake"\n',
+        '[providers.budget]\ntype = "fake"\n' + providers_extra,
+    )
     return parse_config(text + "\n[telemetry]\n" + telemetry, source="CONFIG")
 
 
@@ -51,7 +53,9 @@ async def call_everything(port: int, prompt: str) -> pb.ExecuteResponse:
         return response
 
 
-async def test_server_exports_traces_and_metrics_over_otlp_grpc(receiver, modelrouter_server_factory):
+async def test_server_exports_traces_and_metrics_over_otlp_grpc(
+    receiver, modelrouter_server_factory
+):
     config = config_with(
         f'otlp_endpoint = "http://127.0.0.1:{receiver.grpc_port}"\n'
         'service_name = "router-under-test"\n'
@@ -62,7 +66,9 @@ async def test_server_exports_traces_and_metrics_over_otlp_grpc(receiver, modelr
     await call_everything(server.port, "What is the capital of France?")
     await asyncio.to_thread(server.telemetry_providers.flush)
 
-    receiver.wait_for(lambda: len(receiver.spans()) >= 4 and "modelrouter.decisions" in receiver.metrics())
+    receiver.wait_for(
+        lambda: len(receiver.spans()) >= 4 and "modelrouter.decisions" in receiver.metrics()
+    )
     names = [s.name for s in receiver.spans()]
     for method in ("Classify", "Route", "Execute", "ExecuteStream"):
         assert f"{SERVICE}/{method}" in names
@@ -75,22 +81,35 @@ async def test_server_exports_traces_and_metrics_over_otlp_grpc(receiver, modelr
     assert execute_attrs["rpc.grpc.status_code"] == 0
     chat = next(s for s in receiver.spans() if s.name == "chat tiny")
     assert chat.kind == chat.SPAN_KIND_CLIENT
-    assert chat.trace_id in {s.trace_id for s in receiver.spans() if s.name.endswith("/Execute")} | {
-        s.trace_id for s in receiver.spans() if s.name.endswith("/ExecuteStream")
-    }
+    assert chat.trace_id in {
+        s.trace_id for s in receiver.spans() if s.name.endswith("/Execute")
+    } | {s.trace_id for s in receiver.spans() if s.name.endswith("/ExecuteStream")}
 
     metrics = receiver.metrics()
     duration = metrics["gen_ai.client.operation.duration"]
     assert duration.unit == "s"
     point = duration.histogram.data_points[0]
     assert list(point.explicit_bounds) == [
-        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+        0.01,
+        0.02,
+        0.04,
+        0.08,
+        0.16,
+        0.32,
+        0.64,
+        1.28,
+        2.56,
+        5.12,
+        10.24,
+        20.48,
+        40.96,
+        81.92,
     ]
     tokens = metrics["gen_ai.client.token.usage"]
     assert tokens.unit == "{token}"
-    assert {attributes(p.attributes)["gen_ai.token.type"] for p in tokens.histogram.data_points} == {
-        "input", "output"
-    }
+    assert {
+        attributes(p.attributes)["gen_ai.token.type"] for p in tokens.histogram.data_points
+    } == {"input", "output"}
     decisions = metrics["modelrouter.decisions"].sum.data_points
     assert sum(p.as_int for p in decisions) == 3  # Route, Execute, ExecuteStream
     assert metrics["modelrouter.cost"].unit == "USD"
@@ -127,10 +146,10 @@ async def test_prometheus_endpoint_serves_router_metrics(modelrouter_server_fact
             return response.read().decode()
 
     text = await asyncio.to_thread(scrape)
-    assert 'gen_ai_client_operation_duration_seconds_bucket{' in text
+    assert "gen_ai_client_operation_duration_seconds_bucket{" in text
     assert 'le="81.92"' in text
     assert "gen_ai_client_token_usage" in text
-    assert 'modelrouter_decisions_total{' in text and 'modelrouter_selected_model="tiny"' in text
+    assert "modelrouter_decisions_total{" in text and 'modelrouter_selected_model="tiny"' in text
     assert "modelrouter_routing_duration_seconds" in text
 
 

@@ -31,10 +31,14 @@ async def test_stats_aggregate_calls_costs_models_and_saving(modelrouter_stub):
     stub = modelrouter_stub.stub
     routes = [
         await stub.Route(pb.RouteRequest(messages=user("What is the capital of France?"))),
-        await stub.Route(pb.RouteRequest(messages=user("Write a Python function that sorts a list"))),
+        await stub.Route(
+            pb.RouteRequest(messages=user("Write a Python function that sorts a list"))
+        ),
     ]
     with pytest.raises(grpc.aio.AioRpcError):  # a client mistake
-        await stub.Route(pb.RouteRequest(messages=user("hi"), constraints=pb.Constraints(max_cost_usd=0)))
+        await stub.Route(
+            pb.RouteRequest(messages=user("hi"), constraints=pb.Constraints(max_cost_usd=0))
+        )
     await stub.Classify(pb.ClassifyRequest(messages=user("hello")))
     FakeProvider.enqueue(
         "budget", ProviderError("bad_request", "no", retryable=False), "from the fallback"
@@ -47,7 +51,12 @@ async def test_stats_aggregate_calls_costs_models_and_saving(modelrouter_stub):
     assert stats.requests == 5 and stats.succeeded == 4
     assert stats.success_rate == pytest.approx(0.8)
     route = by_method["Route"]
-    assert (route.requests, route.succeeded, route.client_errors, route.server_errors) == (3, 2, 1, 0)
+    assert (route.requests, route.succeeded, route.client_errors, route.server_errors) == (
+        3,
+        2,
+        1,
+        0,
+    )
     assert 0 < route.latency_p50_ms <= route.latency_p90_ms <= route.latency_p99_ms
     assert by_method["Classify"].requests == 1 and by_method["Execute"].requests == 1
 
@@ -62,7 +71,9 @@ async def test_stats_aggregate_calls_costs_models_and_saving(modelrouter_stub):
     # Saving: each decision against its strongest eligible candidate ("large", quality 0.9).
     selected = sum(r.selected.estimated_cost_usd for r in routes)
     strongest = sum(
-        max([r.selected, *r.fallbacks], key=lambda c: (c.quality, c.estimated_cost_usd)).estimated_cost_usd
+        max(
+            [r.selected, *r.fallbacks], key=lambda c: (c.quality, c.estimated_cost_usd)
+        ).estimated_cost_usd
         for r in routes
     )
     assert stats.estimated_cost_usd > selected  # plus the Execute decision

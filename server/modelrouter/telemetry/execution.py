@@ -80,7 +80,9 @@ class TelemetryListener(ExecutionListener):
         span = self.telemetry.tracer.start_span(
             f"{a.OPERATION_CHAT} {model}", kind=SpanKind.CLIENT, attributes=attributes
         )
-        was_open = self.breaker is not None and self.breaker.open_reason(attempt.model.name) is not None
+        was_open = (
+            self.breaker is not None and self.breaker.open_reason(attempt.model.name) is not None
+        )
         fallback = position > 0 and attempt.retry == 0
         if run is not None:
             fallback = fallback and position != run.last_position
@@ -118,10 +120,15 @@ class TelemetryListener(ExecutionListener):
             span.set_attribute(a.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
             span.set_attribute(a.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
             metrics.token_usage.record(usage.input_tokens, {**point, a.GEN_AI_TOKEN_TYPE: "input"})
-            metrics.token_usage.record(usage.output_tokens, {**point, a.GEN_AI_TOKEN_TYPE: "output"})
+            metrics.token_usage.record(
+                usage.output_tokens, {**point, a.GEN_AI_TOKEN_TYPE: "output"}
+            )
         span.end()
         metrics.operation_duration.record(elapsed, point)
-        by_model = {a.MODEL: attempt.model.name, a.GEN_AI_PROVIDER_NAME: point[a.GEN_AI_PROVIDER_NAME]}
+        by_model = {
+            a.MODEL: attempt.model.name,
+            a.GEN_AI_PROVIDER_NAME: point[a.GEN_AI_PROVIDER_NAME],
+        }
         if record.cost_usd:
             metrics.cost.add(record.cost_usd, by_model)
         if fallback:
@@ -169,8 +176,13 @@ class TelemetryListener(ExecutionListener):
             attributes[a.STREAM_STARTED] = True
         if self.telemetry.capture_content and summary.text:
             attributes[a.GEN_AI_OUTPUT_MESSAGES] = json.dumps(
-                [{"role": "assistant", "parts": [{"type": "text", "content": summary.text}],
-                  "finish_reason": summary.finish_reason}]
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": summary.text}],
+                        "finish_reason": summary.finish_reason,
+                    }
+                ]
             )
         scope.span.set_attributes(attributes)
 

@@ -27,42 +27,52 @@ class RouterMetrics:
 
     def __init__(self, meter: Meter) -> None:
         self.operation_duration = meter.create_histogram(
-            a.METRIC_OPERATION_DURATION, unit="s",
+            a.METRIC_OPERATION_DURATION,
+            unit="s",
             description="Duration of each call to a model provider (one per attempt).",
         )
         self.token_usage = meter.create_histogram(
-            a.METRIC_TOKEN_USAGE, unit="{token}",
+            a.METRIC_TOKEN_USAGE,
+            unit="{token}",
             description="Tokens a provider call used, by gen_ai.token.type (input or output).",
         )
         self.rpc_duration = meter.create_histogram(
-            a.METRIC_RPC_DURATION, unit="ms",
+            a.METRIC_RPC_DURATION,
+            unit="ms",
             description="Duration of each ModelRouter call handled by the server.",
         )
         self.decisions = meter.create_counter(
-            a.METRIC_DECISIONS, unit="{decision}",
+            a.METRIC_DECISIONS,
+            unit="{decision}",
             description="Routing decisions, by selected model, complexity, task type and RPC.",
         )
         self.cost = meter.create_counter(
-            a.METRIC_COST, unit="USD",
+            a.METRIC_COST,
+            unit="USD",
             description="Actual cost of provider calls, from catalog prices and reported usage.",
         )
         self.fallbacks = meter.create_counter(
-            a.METRIC_FALLBACKS, unit="{attempt}",
+            a.METRIC_FALLBACKS,
+            unit="{attempt}",
             description="Calls made to a fallback model (any model after the selected one).",
         )
         self.retries = meter.create_counter(
-            a.METRIC_RETRIES, unit="{attempt}",
+            a.METRIC_RETRIES,
+            unit="{attempt}",
             description="Calls that repeated an earlier call to the same model.",
         )
         self.circuit_openings = meter.create_counter(
-            a.METRIC_CIRCUIT_OPENINGS, unit="{opening}",
+            a.METRIC_CIRCUIT_OPENINGS,
+            unit="{opening}",
             description="Times a model's circuit opened (it cools down and is skipped).",
         )
         self.classifier_duration = meter.create_histogram(
-            a.METRIC_CLASSIFIER_DURATION, unit="s",
+            a.METRIC_CLASSIFIER_DURATION,
+            unit="s",
             description="Time a classifier took to classify one request.",
         )
         self.routing_duration = meter.create_histogram(
-            a.METRIC_ROUTING_DURATION, unit="s",
+            a.METRIC_ROUTING_DURATION,
+            unit="s",
             description="Routing overhead: classification plus selection for one request.",
         )

@@ -66,15 +66,23 @@ def resolve(config: TelemetryConfig, environ: Mapping[str, str]) -> ResolvedTele
     protocol = config.otlp_protocol
     if (p := env("OTEL_EXPORTER_OTLP_PROTOCOL")) is not None:
         protocol = _protocol("OTEL_EXPORTER_OTLP_PROTOCOL", p)
-    traces_protocol = _protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or protocol)
-    metrics_protocol = _protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or protocol)
+    traces_protocol = _protocol(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or protocol
+    )
+    metrics_protocol = _protocol(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or protocol,
+    )
 
     endpoint = env("OTEL_EXPORTER_OTLP_ENDPOINT") or config.otlp_endpoint
     traces_exporters = _names("OTEL_TRACES_EXPORTER", env("OTEL_TRACES_EXPORTER"))
     metrics_exporters = _names("OTEL_METRICS_EXPORTER", env("OTEL_METRICS_EXPORTER"))
 
-    def signal_endpoint(signal: str, enabled_in_file: bool, chosen: set[str] | None, proto: str) -> str | None:
+    def signal_endpoint(
+        signal: str, enabled_in_file: bool, chosen: set[str] | None, proto: str
+    ) -> str | None:
         specific = env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+        base: str | None
         if chosen is not None:  # the variable decides
             if "otlp" not in chosen:
                 return None
@@ -100,9 +108,12 @@ def resolve(config: TelemetryConfig, environ: Mapping[str, str]) -> ResolvedTele
         if "prometheus" in metrics_exporters:
             host = env("OTEL_EXPORTER_PROMETHEUS_HOST") or config.prometheus_host
             port = env("OTEL_EXPORTER_PROMETHEUS_PORT")
-            prometheus = (host, _int("OTEL_EXPORTER_PROMETHEUS_PORT", port) if port else (
-                config.prometheus_port if config.prometheus_port is not None else 9464
-            ))
+            prometheus = (
+                host,
+                _int("OTEL_EXPORTER_PROMETHEUS_PORT", port)
+                if port
+                else (config.prometheus_port if config.prometheus_port is not None else 9464),
+            )
 
     interval = config.metric_export_interval_s
     if (i := env("OTEL_METRIC_EXPORT_INTERVAL")) is not None:
@@ -115,7 +126,9 @@ def resolve(config: TelemetryConfig, environ: Mapping[str, str]) -> ResolvedTele
         try:
             sample_ratio = min(max(float(arg), 0.0), 1.0)
         except ValueError:
-            raise ConfigError(f"$OTEL_TRACES_SAMPLER_ARG: expected a number in [0, 1], got {arg!r}") from None
+            raise ConfigError(
+                f"$OTEL_TRACES_SAMPLER_ARG: expected a number in [0, 1], got {arg!r}"
+            ) from None
     elif sampler in ("always_off", "parentbased_always_off"):
         sample_ratio = 0.0
     elif sampler in ("always_on", "parentbased_always_on"):
@@ -128,9 +141,15 @@ def resolve(config: TelemetryConfig, environ: Mapping[str, str]) -> ResolvedTele
     return ResolvedTelemetry(
         service_name=env("OTEL_SERVICE_NAME") or config.service_name,
         capture_content=capture,
-        resource_attributes=_pairs("OTEL_RESOURCE_ATTRIBUTES", env("OTEL_RESOURCE_ATTRIBUTES") or ""),
-        traces_endpoint=signal_endpoint("traces", config.export_traces, traces_exporters, traces_protocol),
-        metrics_endpoint=signal_endpoint("metrics", config.export_metrics, metrics_exporters, metrics_protocol),
+        resource_attributes=_pairs(
+            "OTEL_RESOURCE_ATTRIBUTES", env("OTEL_RESOURCE_ATTRIBUTES") or ""
+        ),
+        traces_endpoint=signal_endpoint(
+            "traces", config.export_traces, traces_exporters, traces_protocol
+        ),
+        metrics_endpoint=signal_endpoint(
+            "metrics", config.export_metrics, metrics_exporters, metrics_protocol
+        ),
         traces_protocol=traces_protocol,
         metrics_protocol=metrics_protocol,
         headers=headers,
@@ -183,7 +202,11 @@ def build_providers(config: TelemetryConfig, environ: Mapping[str, str]) -> Prov
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
         providers.tracer_provider = tracer_provider
         providers._closers.append(tracer_provider.shutdown)
-        log.info("exporting traces over OTLP/%s to %s", settings.traces_protocol, settings.traces_endpoint)
+        log.info(
+            "exporting traces over OTLP/%s to %s",
+            settings.traces_protocol,
+            settings.traces_endpoint,
+        )
     readers: list[MetricReader] = []
     if settings.metrics_endpoint is not None:
         readers.append(
@@ -192,7 +215,11 @@ def build_providers(config: TelemetryConfig, environ: Mapping[str, str]) -> Prov
                 export_interval_millis=settings.metric_export_interval_s * 1000,
             )
         )
-        log.info("exporting metrics over OTLP/%s to %s", settings.metrics_protocol, settings.metrics_endpoint)
+        log.info(
+            "exporting metrics over OTLP/%s to %s",
+            settings.metrics_protocol,
+            settings.metrics_endpoint,
+        )
     if settings.prometheus is not None:
         reader, address, close = _prometheus(*settings.prometheus)
         readers.append(reader)
@@ -279,7 +306,9 @@ def _pairs(name: str, value: str) -> dict[str, str]:
             continue
         key, sep, val = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"${name}: expected key=value pairs separated by commas, got {item!r}")
+            raise ConfigError(
+                f"${name}: expected key=value pairs separated by commas, got {item!r}"
+            )
         pairs[unquote(key.strip())] = unquote(val.strip())
     return pairs
 

@@ -32,7 +32,9 @@ class LatencyHistogram:
         self.total_ms = 0.0
 
     def add(self, ms: float) -> None:
-        index = 0 if ms <= self.SMALLEST_MS else math.ceil(math.log(ms / self.SMALLEST_MS, self.RATIO))
+        index = (
+            0 if ms <= self.SMALLEST_MS else math.ceil(math.log(ms / self.SMALLEST_MS, self.RATIO))
+        )
         self.counts[index] += 1
         self.count += 1
         self.total_ms += ms
@@ -149,8 +151,14 @@ class Stats:
         self.strongest_estimated_cost_usd += strongest(selection.candidates).estimated_cost_usd
 
     def record_attempt(
-        self, model: str, cost_usd: float, input_tokens: int, output_tokens: int,
-        *, fallback: bool, retry: bool,
+        self,
+        model: str,
+        cost_usd: float,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        fallback: bool,
+        retry: bool,
     ) -> None:
         stats = self._model(model)
         stats.cost_usd += cost_usd

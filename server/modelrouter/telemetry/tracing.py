@@ -27,7 +27,14 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
-from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    NoOpTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    TracerProvider,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import attributes as a
@@ -257,7 +264,7 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
         full_method: str = handler_call_details.method  # type: ignore[attr-defined]
         if handler is None or not full_method.startswith(self.prefix):
             return handler
-        method = full_method[len(self.prefix):]
+        method = full_method[len(self.prefix) :]
         metadata = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -319,7 +326,9 @@ class _Call:
             a.RPC_METHOD: method,
         }
         self.span = self.telemetry.tracer.start_span(
-            f"{interceptor.service}/{method}", context=parent, kind=SpanKind.SERVER,
+            f"{interceptor.service}/{method}",
+            context=parent,
+            kind=SpanKind.SERVER,
             attributes=self.base,
         )
         self.scope = RequestScope(method, self.span)
@@ -339,8 +348,10 @@ class _Call:
         metrics = self.telemetry.metrics
         point = {**self.base, a.RPC_GRPC_STATUS_CODE: code.value[0]}
         metrics.rpc_duration.record(elapsed_ms, point)
-        outcome = "ok" if code is grpc.StatusCode.OK else (
-            "server_error" if code in SERVER_FAULTS else "client_error"
+        outcome = (
+            "ok"
+            if code is grpc.StatusCode.OK
+            else ("server_error" if code in SERVER_FAULTS else "client_error")
         )
         decision = self.scope.decision
         if decision is not None:
