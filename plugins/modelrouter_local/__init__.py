@@ -58,7 +58,7 @@ class LocalProvider(Provider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        options = dict(settings.options)
+        options: dict[str, Any] = dict(settings.options)
         configured = options.get("model_path")
         path = Path(str(configured)) if configured else default_model_path()
         if path is None or not path.is_file():
