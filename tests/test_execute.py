@@ -227,6 +227,7 @@ async def test_circuit_opens_after_consecutive_failures_and_selection_skips_the_
     assert "circuit open after 3 consecutive failures" in models["tiny"].unavailable_reason
     route = await stub.Route(pb.RouteRequest(messages=user("hello")))
     assert route.selected.model == "small-coder"
+    assert "skipped while cooling down: tiny (circuit open after 3" in route.reason
 
 
 async def test_stream_sends_deltas_then_summary(stub):

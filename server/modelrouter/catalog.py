@@ -84,6 +84,10 @@ class Catalog:
             problem = self.breaker.open_reason(model.name)
         return problem
 
+    def cooling_reason(self, model: ModelSpec) -> str | None:
+        """Why ``model`` is skipped for now only (its circuit is open), or ``None``."""
+        return self.breaker.open_reason(model.name) if self.breaker is not None else None
+
     def provider_for(self, model: ModelSpec) -> Provider:
         """The provider serving ``model``, even while its circuit is open (the executor
         decides about cooling models); ``ModelUnavailable`` when it cannot work at all."""

@@ -132,6 +132,7 @@ class Router:
             list(self.catalog.models.values()),
             self.config.routing,
             self.catalog.unavailable_reason,
+            self.catalog.cooling_reason,
         )
         decision_id = str(uuid.uuid4())
         if self.state is not None:
@@ -147,7 +148,10 @@ class Router:
     def _reselect(self, classification: Classification) -> Callable[[RoutingRequest, RoutingConfig], Selection]:
         def reselect(request: RoutingRequest, routing: RoutingConfig) -> Selection:
             models = list(self.catalog.models.values())
-            return select(request, classification, models, routing, self.catalog.unavailable_reason)
+            return select(
+                request, classification, models, routing,
+                self.catalog.unavailable_reason, self.catalog.cooling_reason,
+            )
 
         return reselect
 

@@ -54,7 +54,13 @@ def select(
     models: Sequence[ModelSpec],
     routing: RoutingConfig,
     unavailable_reason: Callable[[ModelSpec], str | None],
+    cooling_reason: Callable[[ModelSpec], str | None] = lambda model: None,
 ) -> Selection:
+    """Order the models that may answer ``request``; the reason names the rule that decided.
+
+    ``cooling_reason`` says which unavailable models are out only for now (an open
+    circuit); the reason lists them so that a caller sees why a usual choice was skipped.
+    """
     constraints = request.constraints
     input_tokens = estimate_prompt_tokens(request.messages)
     output_tokens = constraints.max_output_tokens or routing.default_max_output_tokens
@@ -157,6 +163,9 @@ def select(
         raise NoEligibleModel(
             rule.constraint, f"{left} candidate(s) left before it, none with {rule.demand()}"
         )
+    cooling = [
+        f"{c.model.name} ({reason})" for c in candidates if (reason := cooling_reason(c.model))
+    ]
     candidates = survivors
 
     floor = max(complexity_floor, constraints.min_quality or 0.0)
@@ -179,6 +188,8 @@ def select(
             f"({classification.complexity.name} {classification.task_type.name} "
             f"by {classification.classifier}); estimated ${best.estimated_cost_usd:.6f}"
         )
+    if cooling:
+        reason += f"; skipped while cooling down: {', '.join(cooling)}"
     return Selection(
         selected=candidates[0],
         fallbacks=tuple(candidates[1:]),
