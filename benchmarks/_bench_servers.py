@@ -2,6 +2,9 @@
 
     python benchmarks/_bench_servers.py echo       # bare grpc.aio ModelRouter returning a constant
     python benchmarks/_bench_servers.py router     # the real server on the test catalog
+    python benchmarks/_bench_servers.py router-otlp PORT   # ... exporting traces and metrics
+                                                           # over OTLP/gRPC to 127.0.0.1:PORT
+    python benchmarks/_bench_servers.py otlp-receiver      # a receiver that stores exports
 
 Each prints its port on the first line of stdout, then serves until killed.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import grpc
 
@@ -39,6 +43,29 @@ class EchoRouter(router_pb2_grpc.ModelRouterServicer):
 
 
 async def run(kind: str) -> None:
+    if kind == "otlp-receiver":
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.otlp_receiver import OtlpReceiver
+
+        receiver = OtlpReceiver().start()
+        print(receiver.grpc_port, flush=True)
+        await asyncio.Event().wait()  # serve (in threads) until killed
+    if kind == "router-otlp":
+        from modelrouter.config import parse_config
+        from modelrouter.server import create_server
+        from modelrouter.testing import TEST_CONFIG, fake_provider_plugin
+
+        telemetry = (
+            f'\n[telemetry]\notlp_endpoint = "http://127.0.0.1:{sys.argv[2]}"\n'
+            "metric_export_interval_s = 5\n"
+        )
+        config = parse_config(TEST_CONFIG + telemetry)
+        started = await create_server(
+            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin], environ={}
+        )
+        print(started.port, flush=True)
+        await started.grpc_server.wait_for_termination()
+        return
     if kind == "echo":
         server = grpc.aio.server()
         router_pb2_grpc.add_ModelRouterServicer_to_server(EchoRouter(), server)

@@ -7,6 +7,10 @@ client, so the ratio says what routing costs on top of gRPC itself:
 
 Targets: Route >= 0.7 of the echo server's throughput (rules classifier); router
 resident memory < 150 MB after the run.
+
+The run ends with the cost of telemetry: Route on the router with every span and metric
+exported over OTLP/gRPC to a local receiver (its own process), against the router with
+telemetry off, measured alternately to spread drift over both.
 """
 
 from __future__ import annotations
@@ -87,9 +91,10 @@ def classify(stub: router_pb2_grpc.ModelRouterStub, i: int) -> object:
     return stub.Classify(pb.ClassifyRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)]))
 
 
-def report(name: str, result: dict[str, float], baseline: dict[str, float]) -> None:
+def report(name: str, result: dict[str, float], baseline: dict[str, float],
+           against: str = "echo") -> None:
     print(f"{name:<18} {result['rps']:>8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-          f"p99 {result['p99_ms']:6.2f} ms  ratio to echo {result['rps'] / baseline['rps']:.2f}")
+          f"p99 {result['p99_ms']:6.2f} ms  ratio to {against} {result['rps'] / baseline['rps']:.2f}")
 
 
 async def main() -> None:
@@ -97,6 +102,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--config", help="router config (default: the test catalog)")
+    parser.add_argument("--rounds", type=int, default=3, help="telemetry on/off rounds")
     args = parser.parse_args()
 
     echo, echo_port = start_server("echo")
@@ -118,6 +124,34 @@ async def main() -> None:
     report("router Classify", classified, echo_classify)
     print(f"router resident memory after the run: {rss:.1f} MB (target < 150 MB)")
     print(f"Route throughput ratio: {routed['rps'] / echo_route['rps']:.2f} (target >= 0.70)")
+    await compare_telemetry(args.requests, args.concurrency, args.rounds)
+
+
+async def compare_telemetry(requests: int, concurrency: int, rounds: int) -> None:
+    receiver, receiver_port = start_server("otlp-receiver")
+    plain, plain_port = start_server("router")
+    traced, traced_port = start_server("router-otlp", str(receiver_port))
+    off: list[dict[str, float]] = []
+    on: list[dict[str, float]] = []
+    try:
+        for _ in range(rounds):
+            off.append(await load(plain_port, route, requests, concurrency))
+            on.append(await load(traced_port, route, requests, concurrency))
+        rss = resident_mb(traced.pid)
+    finally:
+        for process in (plain, traced, receiver):
+            process.kill()
+            process.wait()
+
+    def median(results: list[dict[str, float]]) -> dict[str, float]:
+        return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+    off_median, on_median = median(off), median(on)
+    print(f"telemetry: median of {rounds} alternating rounds of {requests} Route calls")
+    report("telemetry off", off_median, off_median, "off")
+    report("telemetry on OTLP", on_median, off_median, "off")
+    print(f"router with telemetry: resident memory {rss:.1f} MB")
+    print(f"telemetry on/off Route throughput ratio: {on_median['rps'] / off_median['rps']:.2f}")
 
 
 if __name__ == "__main__":
