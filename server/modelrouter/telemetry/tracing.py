@@ -120,9 +120,14 @@ class Telemetry:
 
             def observe(classification: Classification) -> Classification:
                 elapsed = time.perf_counter() - started
-                attributes = classification_attributes(classification)
-                span.set_attributes(attributes)
-                _set_on_server_span(attributes)
+                scope = current_scope()
+                server_span = scope.span if scope is not None else None
+                # Unsampled or no-op spans: skip building attributes nobody will see.
+                if span.is_recording() or (server_span is not None and server_span.is_recording()):
+                    attributes = classification_attributes(classification)
+                    span.set_attributes(attributes)
+                    if server_span is not None:
+                        server_span.set_attributes(attributes)
                 self.metrics.classifier_duration.record(
                     elapsed, {a.CLASSIFIER: classification.classifier}
                 )
@@ -139,9 +144,11 @@ class Telemetry:
 
             def observe(decision: Decision) -> Decision:
                 elapsed = time.perf_counter() - started
-                attributes = decision_attributes(request, decision)
-                span.set_attributes(attributes)
-                self.record_decision(request, decision)
+                attributes = None
+                if span.is_recording():
+                    attributes = decision_attributes(request, decision)
+                    span.set_attributes(attributes)
+                self.record_decision(request, decision, attributes)
                 self.metrics.routing_duration.record(
                     elapsed, {a.CLASSIFIER: decision.classification.classifier}
                 )
@@ -149,12 +156,15 @@ class Telemetry:
 
             yield observe
 
-    def record_decision(self, request: RoutingRequest, decision: Decision) -> None:
+    def record_decision(
+        self, request: RoutingRequest, decision: Decision, attributes: dict[str, Any] | None = None
+    ) -> None:
         """The decision the call will act on (Execute calls this again with its final one)."""
         scope = current_scope()
         if scope is not None:
             scope.decision = decision
-            scope.span.set_attributes(decision_attributes(request, decision))
+            if scope.span.is_recording():
+                scope.span.set_attributes(attributes or decision_attributes(request, decision))
 
     @contextlib.contextmanager
     def _child(self, name: str) -> Iterator[Span]:
@@ -233,12 +243,6 @@ def messages_json(messages: Sequence[Message]) -> str:
             for m in messages
         ]
     )
-
-
-def _set_on_server_span(attributes: dict[str, Any]) -> None:
-    scope = current_scope()
-    if scope is not None:
-        scope.span.set_attributes(attributes)
 
 
 # -- the SERVER span ------------------------------------------------------------------------
