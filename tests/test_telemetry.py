@@ -239,3 +239,15 @@ async def test_decision_counter_and_routing_histograms(traced, otel):
     rpc = otel.points("rpc.server.duration")
     assert sum(p.count for p in rpc) == 3
     assert rpc[0].attributes["rpc.method"] == "Route"
+
+
+async def test_callers_unsampled_trace_is_not_recorded_but_still_counted(traced, otel):
+    stub, _, _ = traced
+    unsampled = TRACEPARENT[:-2] + "00"
+    await stub.Route(
+        pb.RouteRequest(messages=user("hello")), metadata=(("traceparent", unsampled),)
+    )
+    assert otel.finished() == []
+    assert sum(p.value for p in otel.points("modelrouter.decisions")) == 1
+    stats = await stub.GetStats(pb.GetStatsRequest())
+    assert stats.decisions == 1
