@@ -13,7 +13,11 @@ import grpc
 import pytest
 
 from modelrouter.config import parse_config
-from modelrouter.testing import TEST_CONFIG
+from modelrouter import convert
+from modelrouter.errors import BudgetExhausted, ProviderError
+from modelrouter.execution import Executor
+from modelrouter.state.execution_hooks import StateExecutionListener
+from modelrouter.testing import TEST_CONFIG, FakeProvider
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
 
@@ -228,3 +232,133 @@ def _read_port(process: subprocess.Popen[str]) -> int:
     line = process.stdout.readline()  # type: ignore[union-attr]
     assert line.startswith("PORT "), f"server process did not start: {line!r}"
     return int(line.split()[1])
+
+
+def _refused(call) -> str:
+    raise ProviderError("provider_error", "tiny cannot answer this", retryable=False)
+
+
+async def test_failover_to_pricier_fallbacks_never_spends_past_one_request(
+    backend_config, modelrouter_server_factory
+):
+    # "tiny" fails every call, so each request fails over to "large", which costs ~30x
+    # more. When only the selected model was reserved, every concurrent request passed
+    # the check and then spent a "large" call nobody had reserved.
+    constraints = pb.Constraints(excluded_models=["small-coder"], max_output_tokens=50)
+    route = await _estimate(
+        modelrouter_server_factory, "hello", excluded_models=["small-coder"], max_output_tokens=50
+    )
+    assert route.selected.model == "tiny" and [f.model for f in route.fallbacks] == ["large"]
+    large_max = route.fallbacks[0].estimated_cost_usd
+    limit = 5 * large_max
+    server = await modelrouter_server_factory(
+        config=backend_config(f"[budgets.default]\nday_usd = {limit}\n")
+    )
+
+    async def slow_answer(call) -> str:
+        await asyncio.sleep(0.05)
+        return "word " * 49 + "end"  # 50 output tokens: the whole max
+
+    n = 30
+    FakeProvider.enqueue("budget", *[_refused] * n)
+    FakeProvider.enqueue("premium", *[slow_answer] * n)
+    channel, stub = await _stub(server)
+    async with channel:
+        results = await asyncio.gather(
+            *(
+                stub.Execute(pb.ExecuteRequest(messages=user("hello"), constraints=constraints))
+                for _ in range(n)
+            ),
+            return_exceptions=True,
+        )
+    answered = [r for r in results if isinstance(r, pb.ExecuteResponse)]
+    failed = [r for r in results if not isinstance(r, pb.ExecuteResponse)]
+    assert all(r.model == "large" for r in answered)
+    assert len(answered) >= 4 and failed
+    for error in failed:
+        assert isinstance(error, grpc.aio.AioRpcError), error
+        assert error.code() in (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.UNAVAILABLE,
+        ), error
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            # "large" was left out at Route, or passed over at its reservation.
+            assert "tiny: provider_error" in error.details()
+    [day] = await server.router.state.budgets.usage("default")
+    assert day.reserved_usd == 0
+    assert day.spent_usd <= limit + large_max
+    assert day.spent_usd == pytest.approx(sum(r.cost_usd for r in answered))
+
+
+async def test_execute_steps_down_to_a_fallback_that_fits_instead_of_refusing(
+    modelrouter_server_factory,
+):
+    route = await _estimate(modelrouter_server_factory, "hello")
+    costs = {c.model: c.estimated_cost_usd for c in [route.selected, *route.fallbacks]}
+    assert costs["tiny"] < costs["small-coder"] < costs["large"]
+    # Enough for "small-coder" but not for the explicitly requested "large".
+    limit = (costs["small-coder"] + costs["large"]) / 2
+    server = await modelrouter_server_factory(
+        config=config(f"[budgets.default]\nday_usd = {limit}\n")
+    )
+    channel, stub = await _stub(server)
+    async with channel:
+        response = await stub.Execute(pb.ExecuteRequest(messages=user("hello"), model="large"))
+    assert response.model == "tiny"
+    assert [call.model for _, call in FakeProvider.history] == ["tiny"]
+    [day] = await server.router.state.budgets.usage("default")
+    assert day.spent_usd == pytest.approx(response.cost_usd) and day.reserved_usd == 0
+    record = await server.router.state.decisions.get(response.decision_id)
+    assert record.outcome == "ok" and record.chosen_model == "tiny"
+
+
+def _executor(server) -> Executor:
+    """An executor over the server's catalog and state, to call between Route and Execute."""
+    router = server.router
+    return Executor(
+        router.catalog, router.config.execution, listeners=[StateExecutionListener(router.state)]
+    )
+
+
+async def test_budget_spent_after_routing_steps_down_at_reservation_time(
+    modelrouter_server_factory,
+):
+    request = convert.routing_request(
+        user("Write a Python function that reverses a linked list"),
+        pb.Constraints(willingness_to_pay=0.0),
+    )
+    server = await modelrouter_server_factory(config=config("[budgets.default]\nday_usd = 1.0\n"))
+    decision = await server.router.route(request)
+    costs = {c.model.name: c.estimated_cost_usd for c in decision.selection.candidates}
+    assert decision.selection.selected.model.name == "large" and "small-coder" in costs
+    # Concurrent requests take the money between Route and the first call: what is left
+    # covers "small-coder" but no longer "large".
+    held = await server.router.state.budgets.reserve(
+        "default", 1.0 - (costs["small-coder"] + costs["large"]) / 2
+    )
+    summary = await _executor(server).execute(request, decision)
+    assert summary.model == "small-coder"
+    assert [call.model for _, call in FakeProvider.history] == ["small-coder"]
+    assert summary.skipped[0][0] == "large" and "budget" in summary.skipped[0][1]
+    await server.router.state.budgets.release(held)
+    [day] = await server.router.state.budgets.usage("default")
+    assert day.spent_usd == pytest.approx(summary.cost_usd) and day.reserved_usd == 0
+
+
+async def test_execute_is_refused_before_any_call_when_no_model_fits_any_more(
+    modelrouter_server_factory,
+):
+    request = convert.routing_request(user("hello"), pb.Constraints())
+    server = await modelrouter_server_factory(config=config("[budgets.default]\nhour_usd = 1.0\n"))
+    decision = await server.router.route(request)
+    cheapest = min(c.estimated_cost_usd for c in decision.selection.candidates)
+    held = await server.router.state.budgets.reserve("default", 1.0 - cheapest / 2)
+    with pytest.raises(BudgetExhausted) as raised:
+        await _executor(server).execute(request, decision)
+    assert raised.value.window == "hour"
+    assert FakeProvider.history == []
+    record = await server.router.state.decisions.get(decision.decision_id)
+    assert record.outcome == "rejected"
+    await server.router.state.budgets.release(held)
+    [hour] = await server.router.state.budgets.usage("default")
+    assert hour.spent_usd == 0 and hour.reserved_usd == 0

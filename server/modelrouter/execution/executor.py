@@ -10,6 +10,8 @@ One retry loop for every provider (the SDKs' own retries are off):
 * Non-retryable failures (bad request, auth) move to the next fallback without a retry.
 * ``context_length`` moves to the next fallback whose context window is larger.
 * Models whose circuit is open (see :mod:`.circuit`) are skipped.
+* Before every call, listeners may pass the model over (``admit_attempt``): budgets
+  hold each attempt's maximum cost this way and skip a model that no longer fits.
 * Everything runs inside one :class:`.retry.Deadline`; when it runs out the call ends with
   ``ExecutionDeadlineExceeded``. Cancelling the calling task cancels the upstream call.
 
@@ -34,6 +36,7 @@ from ..catalog import Catalog
 from ..config import ExecutionConfig, ModelSpec
 from ..errors import ExecutionDeadlineExceeded, ExecutionFailed, ProviderError
 from ..router import Decision
+from ..selection import Candidate
 from ..tokens import estimate_text_tokens
 from ..types import RoutingRequest
 from .circuit import CircuitBreaker, InMemoryCircuitBreaker
@@ -201,6 +204,10 @@ class Executor:
             for retry in range(self.config.max_attempts_per_model):
                 if run.deadline.expired:
                     raise run.failure()
+                refusal = await self._admit(run, candidate)
+                if refusal is not None:
+                    run.skipped.append((spec.name, refusal))
+                    break
                 attempt = run.begin(spec, provider, retry)
                 try:
                     return await call_once(run, attempt), attempt
@@ -223,6 +230,15 @@ class Executor:
                     break
                 await self._sleep(delay)
         raise run.failure()
+
+    async def _admit(self, run: _Run, candidate: Candidate) -> str | None:
+        """The first listener's reason to pass ``candidate`` over (a budget), or ``None``."""
+        attempts = tuple(run.records)
+        for listener in self.listeners:
+            refusal = await listener.admit_attempt(run.request, run.decision, candidate, attempts)
+            if refusal is not None:
+                return refusal
+        return None
 
     async def _notify_started(self, run: _Run) -> None:
         for listener in self.listeners:

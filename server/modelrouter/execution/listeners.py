@@ -7,6 +7,7 @@ attach a tracing context in ``attempt_started`` and detach it in ``attempt_finis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from .results import AttemptRecord, ExecutionSummary
 
 if TYPE_CHECKING:
     from ..router import Decision
+    from ..selection import Candidate
 
 
 @dataclass(slots=True)
@@ -52,6 +54,22 @@ class ExecutionListener:
         ``summary`` carries the actual cost (also on failure, from the error's summary);
         it is ``None`` only when execution ended before any bookkeeping (cancelled early).
         """
+
+    async def admit_attempt(
+        self,
+        request: RoutingRequest,
+        decision: Decision,
+        candidate: Candidate,
+        attempts: Sequence[AttemptRecord],
+    ) -> str | None:
+        """Before every provider call (each retry too), ahead of ``attempt_started``.
+
+        ``attempts`` are the calls made so far in this execution, oldest first. Return
+        ``None`` to let the call go ahead, or a reason to pass ``candidate`` over: the
+        executor moves on to the next fallback and lists the model in ``summary.skipped``.
+        Raise (for example ``BudgetExhausted``) to end the execution with that error.
+        """
+        return None
 
     def attempt_started(self, attempt: AttemptInfo) -> None:
         """Just before the provider is called."""
