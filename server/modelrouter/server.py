@@ -116,7 +116,13 @@ async def create_server(
         # Telemetry first, so that calls the auth interceptor rejects are traced too.
         interceptors=[telemetry.interceptor(SERVICE_NAME), AuthInterceptor(state.auth, [SERVICE_NAME])],
     )
-    executor = Executor(catalog, config.execution, listeners=[StateExecutionListener(state)])
+    executor = Executor(
+        catalog,
+        config.execution,
+        # Shared by every replica when [storage] hot = "redis"; else kept in this process.
+        breaker=await state.circuit_breaker(config.execution),
+        listeners=[StateExecutionListener(state)],
+    )
     # Selection and ListModels see the breaker too: a cooling model is skipped and listed
     # as unavailable with the reason.
     catalog.breaker = executor.breaker

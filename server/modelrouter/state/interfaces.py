@@ -16,8 +16,12 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from ..execution.circuit import CircuitBreaker
 
 __all__ = [
     "ArmStats",
@@ -137,7 +141,14 @@ class HotState(abc.ABC):
         """Connect and create what is missing. Raises ``StorageUnavailable`` when unreachable."""
 
     async def aclose(self) -> None:
-        """Release connections."""
+        """Release connections (and stop the circuit breakers this store started)."""
+
+    async def circuit_breaker(
+        self, failure_threshold: int, cooldown_s: float
+    ) -> CircuitBreaker | None:
+        """A started circuit breaker whose state every replica on this store shares, or
+        ``None`` when the store cannot share one (the executor then keeps its own)."""
+        return None
 
     @abc.abstractmethod
     async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:

@@ -3,7 +3,8 @@
 Reserve and settle are Lua scripts, so check-and-reserve across all windows is one atomic
 step on the Redis server however many replicas race. Counters are hashes with an expiry
 a little past their window. Connection failures are retried with backoff (see
-``retry.py``); after that the call fails as UNAVAILABLE.
+``retry.py``); after that the call fails as UNAVAILABLE. The store also hands out a
+circuit breaker shared by every replica (``redis_circuit.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .interfaces import ArmStats, Bucket, BucketUsage, HotState, StorageUnavailable
+from .redis_circuit import RedisCircuitBreaker
 from .retry import RetryPolicy
 
 _RETRY_ON = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -61,6 +63,7 @@ class RedisHotState(HotState):
         self.prefix = prefix
         self.retry = RetryPolicy()
         self._client: aioredis.Redis | None = None
+        self._breakers: list[RedisCircuitBreaker] = []
 
     async def open(self) -> None:
         self._client = aioredis.Redis.from_url(
@@ -75,6 +78,9 @@ class RedisHotState(HotState):
         self._settle = self._client.register_script(_SETTLE)
 
     async def aclose(self) -> None:
+        for breaker in self._breakers:
+            await breaker.aclose()
+        self._breakers.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -83,6 +89,15 @@ class RedisHotState(HotState):
     def client(self) -> aioredis.Redis:
         assert self._client is not None, "RedisHotState.open() was not awaited"
         return self._client
+
+    async def circuit_breaker(
+        self, failure_threshold: int, cooldown_s: float
+    ) -> RedisCircuitBreaker:
+        """Failures seen by any replica open the circuit for all (see ``redis_circuit``)."""
+        breaker = RedisCircuitBreaker(self.client, self.prefix, failure_threshold, cooldown_s)
+        await breaker.start()
+        self._breakers.append(breaker)
+        return breaker
 
     def _key(self, tenant: str, bucket: Bucket) -> str:
         return f"{self.prefix}:budget:{{{tenant}}}:{bucket.window}:{bucket.label}"

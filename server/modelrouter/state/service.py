@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import Config, RoutingConfig, StateConfig
+from ..config import Config, ExecutionConfig, RoutingConfig, StateConfig
 from ..errors import BudgetExhausted, ConfigError, StorageUnavailable
+from ..execution.circuit import CircuitBreaker
 from ..selection import Selection
 from ..types import Classification, RoutingRequest
 from .adaptive import AdaptivePolicy
@@ -92,6 +93,13 @@ class StateServices:
     async def aclose(self) -> None:
         await self.hot.aclose()
         await self.decisions.aclose()
+
+    async def circuit_breaker(self, execution: ExecutionConfig) -> CircuitBreaker | None:
+        """The circuit breaker replicas share through the hot store (``hot = "redis"``), or
+        ``None``: memory, SQLite and PostgreSQL keep the executor's in-process one."""
+        return await self.hot.circuit_breaker(
+            execution.circuit_failure_threshold, execution.circuit_cooldown_s
+        )
 
     async def steer(
         self,
