@@ -160,3 +160,18 @@ async def test_tls_and_mutual_tls(modelrouter_server_factory, tmp_path):
                 pb.RouteRequest(messages=user("hi")), timeout=5
             )
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_get_stats_shows_a_tenant_only_its_own_traffic(auth_server):
+    _, _, stub = auth_server
+    for _ in range(3):
+        await stub.Route(pb.RouteRequest(messages=user("hello")), metadata=bearer("acme-secret"))
+    await stub.Route(pb.RouteRequest(messages=user("hello")), metadata=bearer("globex-secret"))
+    acme = await stub.GetStats(pb.GetStatsRequest(), metadata=bearer("acme-secret"))
+    globex = await stub.GetStats(pb.GetStatsRequest(), metadata=bearer("globex-secret"))
+    assert acme.decisions == 3 and globex.decisions == 1
+    route_calls = {m.method: m.requests for m in acme.methods}
+    assert route_calls["Route"] == 3
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetStats(pb.GetStatsRequest())
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED

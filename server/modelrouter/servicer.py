@@ -12,6 +12,7 @@ from .errors import InvalidRequest, NotFound
 from .execution import Executor, decide
 from .router import Router
 from .status import maps_errors
+from .telemetry.tracing import current_scope
 from .v1 import router_pb2 as pb
 from .v1 import router_pb2_grpc
 
@@ -24,7 +25,10 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:
         """The calling tenant (``default`` when auth is off); ``Unauthenticated`` on a bad key."""
         state = self.router.state
-        return state.auth.tenant_for(context.invocation_metadata()) if state else "default"
+        tenant = state.auth.tenant_for(context.invocation_metadata()) if state else "default"
+        if (scope := current_scope()) is not None:
+            scope.tenant = tenant
+        return tenant
 
     @maps_errors
     async def Classify(
@@ -153,4 +157,9 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     async def GetStats(
         self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatsResponse:
-        return convert.stats_message(self.router.telemetry.stats.snapshot())
+        stats = self.router.telemetry.stats
+        # With auth on a tenant sees its own traffic only; with it off there is one tenant.
+        state = self.router.state
+        if state is not None and state.auth.enabled:
+            stats = stats.for_tenant(self._tenant(context))
+        return convert.stats_message(stats.snapshot())

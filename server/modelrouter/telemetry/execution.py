@@ -149,6 +149,7 @@ class TelemetryListener(ExecutionListener):
             usage.output_tokens if usage else 0,
             fallback=fallback,
             retry=attempt.retry > 0,
+            tenant=scope.tenant if (scope := current_scope()) else "default",
         )
 
     async def execution_finished(
@@ -160,7 +161,7 @@ class TelemetryListener(ExecutionListener):
     ) -> None:
         run = _run.get()
         _run.set(None)
-        self.telemetry.stats.record_execution(summary.model if summary else "")
+        self.telemetry.stats.record_execution(summary.model if summary else "", request.tenant)
         scope = current_scope()
         if scope is None or summary is None:
             return

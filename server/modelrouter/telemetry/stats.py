@@ -108,10 +108,16 @@ def strongest(candidates: Iterable[Candidate]) -> Candidate:
 
 
 class Stats:
-    """Aggregates of this process. Not thread-safe: fed from the server's event loop."""
+    """Aggregates of this process, overall and per tenant.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    Every ``record_*`` call counts towards the whole server and towards its tenant, so a
+    tenant's ``GetStats`` (with auth on) shows its own traffic only. Not thread-safe: fed
+    from the server's event loop.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *, per_tenant: bool = True) -> None:
         self._clock = clock
+        self._tenants: dict[str, Stats] | None = {} if per_tenant else None
         self.started_at = clock()
         self._methods = {m: MethodStats(m) for m in REQUEST_METHODS}
         self._models: dict[str, ModelStats] = {}
@@ -129,8 +135,25 @@ class Stats:
             stats = self._models[name] = ModelStats(name)
         return stats
 
-    def record_call(self, method: str, outcome: str, latency_ms: float) -> None:
+    def for_tenant(self, tenant: str) -> Stats:
+        """The aggregates of one tenant's calls (empty for a tenant not seen yet)."""
+        if self._tenants is None:
+            return self
+        stats = self._tenants.get(tenant)
+        if stats is None:
+            stats = self._tenants[tenant] = Stats(self._clock, per_tenant=False)
+            stats.started_at = self.started_at
+        return stats
+
+    def _and_tenant(self, tenant: str) -> tuple[Stats, ...]:
+        return (self,) if self._tenants is None else (self, self.for_tenant(tenant))
+
+    def record_call(self, method: str, outcome: str, latency_ms: float, tenant: str = "default") -> None:
         """One call ended. ``outcome``: ``ok``, ``client_error`` or ``server_error``."""
+        for target in self._and_tenant(tenant):
+            target._record_call(method, outcome, latency_ms)
+
+    def _record_call(self, method: str, outcome: str, latency_ms: float) -> None:
         stats = self._methods.get(method)
         if stats is None:
             return
@@ -143,8 +166,12 @@ class Stats:
         else:
             stats.server_errors += 1
 
-    def record_decision(self, selection: Selection) -> None:
+    def record_decision(self, selection: Selection, tenant: str = "default") -> None:
         """A request was routed (by Route, Execute or ExecuteStream)."""
+        for target in self._and_tenant(tenant):
+            target._record_decision(selection)
+
+    def _record_decision(self, selection: Selection) -> None:
         self.decisions += 1
         self._model(selection.selected.model.name).selected += 1
         self.estimated_cost_usd += selection.selected.estimated_cost_usd
@@ -159,6 +186,14 @@ class Stats:
         *,
         fallback: bool,
         retry: bool,
+        tenant: str = "default",
+    ) -> None:
+        for target in self._and_tenant(tenant):
+            target._record_attempt(model, cost_usd, input_tokens, output_tokens, fallback, retry)
+
+    def _record_attempt(
+        self, model: str, cost_usd: float, input_tokens: int, output_tokens: int,
+        fallback: bool, retry: bool,
     ) -> None:
         stats = self._model(model)
         stats.cost_usd += cost_usd
@@ -168,8 +203,12 @@ class Stats:
         self.fallbacks += fallback
         self.retries += retry
 
-    def record_execution(self, answered_by: str) -> None:
+    def record_execution(self, answered_by: str, tenant: str = "default") -> None:
         """An execution ended; ``answered_by`` is empty when every attempt failed."""
+        for target in self._and_tenant(tenant):
+            target._record_execution(answered_by)
+
+    def _record_execution(self, answered_by: str) -> None:
         self.executions += 1
         if answered_by:
             self._model(answered_by).answered += 1

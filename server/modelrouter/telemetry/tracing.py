@@ -71,6 +71,8 @@ class RequestScope:
     span: Span
     decision: Decision | None = None
     answered_by: str | None = None
+    #: The calling tenant, once the servicer has authenticated the call.
+    tenant: str = "default"
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -163,6 +165,7 @@ class Telemetry:
         scope = current_scope()
         if scope is not None:
             scope.decision = decision
+            scope.tenant = request.tenant
             if scope.span.is_recording():
                 scope.span.set_attributes(attributes or decision_attributes(request, decision))
 
@@ -369,8 +372,8 @@ class _Call:
                     a.RPC_METHOD: self.method,
                 },
             )
-            self.telemetry.stats.record_decision(decision.selection)
-        self.telemetry.stats.record_call(self.method, outcome, elapsed_ms)
+            self.telemetry.stats.record_decision(decision.selection, self.scope.tenant)
+        self.telemetry.stats.record_call(self.method, outcome, elapsed_ms, self.scope.tenant)
         # Streams may end in another context (cancellation); the reset must not fail the call.
         with contextlib.suppress(ValueError):
             _scope.reset(self._scope_token)
