@@ -30,7 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from modelrouter import (
     Classification,
     Classifier,

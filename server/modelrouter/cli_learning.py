@@ -60,8 +60,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
                     "a .npz artifact for the 'learned' classifier.")
     tr.add_argument("--data", type=Path, required=True, help="routing dataset (JSONL[.gz])")
     tr.add_argument("--out", type=Path, required=True, help="artifact path (.npz)")
-    tr.add_argument("--c", type=float, default=1.0,
-                    help="inverse L2 regularisation strength (default 1.0)")
+    tr.add_argument("--c", type=float, default=None,
+                    help="inverse L2 regularisation strength (default: chosen per model on "
+                         "a held-out fifth of the data)")
     _add_common(tr)
     tr.set_defaults(handler=run_train)
 
@@ -72,7 +73,10 @@ def _embedder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     inner = embedder_from_name(args.embedder)
     if str(args.cache_dir).lower() == "none":
         return inner
-    return CachingEmbedder(inner, args.cache_dir)
+    def progress(done: int, total: int) -> None:
+        print(f"embedded {done}/{total} new prompts", file=sys.stderr, flush=True)
+
+    return CachingEmbedder(inner, args.cache_dir, progress=progress)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -80,7 +84,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluation.dataset import load_dataset, split_dataset
     from .evaluation.report import evaluate, format_report
     from .learning.quality_model import QualityModel
-    from .learning.routers import LearnedRouter, make_router
+    from .learning.routers import LearnedRouter, OfflineRouter, make_router
 
     if args.data is not None:
         if args.train or args.test:
@@ -92,7 +96,7 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         raise SystemExit("eval: --train and --test (or --data) are required")
     embedder = _embedder(args)
-    routers = []
+    routers: list[OfflineRouter] = []
     for name in [n.strip() for n in args.router.split(",") if n.strip()]:
         if name == "learned" and args.artifact:
             routers.append(LearnedRouter(embedder, model=QualityModel.load(args.artifact)))

@@ -121,5 +121,5 @@ def split_dataset(
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     order = np.random.default_rng(seed).permutation(len(data))
-    cut = int(round(train_fraction * len(data)))
+    cut = round(train_fraction * len(data))
     return data.subset(order[:cut]), data.subset(order[cut:])

@@ -50,7 +50,7 @@ def choose_min_quality(
 
 def wtp_grid(pred_quality: np.ndarray, pred_cost: np.ndarray, points: int = 120) -> np.ndarray:
     """Willingness-to-pay values spanning every trade-off present in the predictions."""
-    n, m = pred_quality.shape
+    m = pred_quality.shape[1]
     rates: list[np.ndarray] = []
     for i in range(m):
         for j in range(m):

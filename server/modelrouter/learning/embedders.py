@@ -8,10 +8,11 @@ caches are keyed by it, so two embedders with the same name must give the same v
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -74,7 +75,7 @@ class HashingEmbedder:
 
     def _vector(self, text: str) -> np.ndarray:
         tokens = _TOKEN.findall(text.lower())
-        grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+        grams = tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
         vec = np.zeros(self.dim, dtype=np.float32)
         for gram in grams:
             digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
@@ -157,12 +158,17 @@ class CachingEmbedder:
     """Wraps an embedder with an on-disk cache keyed by (embedder name, sha256 of text).
 
     One ``.npz`` per embedder name under ``cache_dir``; only texts not seen before are
-    embedded, in one batch. Writes are atomic (temp file + rename).
+    embedded, in chunks of ``chunk`` texts, saving after each chunk so an interrupted run
+    keeps its work. Writes are atomic (temp file + rename). ``progress`` (if given) is called
+    with (done, total) after each chunk.
     """
 
-    def __init__(self, inner: Embedder, cache_dir: str | Path) -> None:
+    def __init__(self, inner: Embedder, cache_dir: str | Path, chunk: int = 2048,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self.inner = inner
         self.cache_dir = Path(cache_dir)
+        self.chunk = chunk
+        self.progress = progress
         self._keys: dict[str, int] | None = None
         self._vectors: np.ndarray | None = None
 
@@ -194,13 +200,17 @@ class CachingEmbedder:
         for key, text in zip(keys, texts, strict=True):
             if key not in self._keys and key not in missing:
                 missing[key] = text
-        if missing:
-            fresh = self.inner.embed(list(missing.values()))
+        todo = list(missing.items())
+        for begin in range(0, len(todo), self.chunk):
+            part = todo[begin:begin + self.chunk]
+            fresh = self.inner.embed([text for _, text in part])
             start = 0 if self._vectors is None else len(self._vectors)
             self._vectors = fresh if self._vectors is None else np.vstack([self._vectors, fresh])
-            for offset, key in enumerate(missing):
+            for offset, (key, _) in enumerate(part):
                 self._keys[key] = start + offset
             self._save()
+            if self.progress is not None:
+                self.progress(begin + len(part), len(todo))
         if not texts:
             return self.inner.embed([])
         assert self._vectors is not None

@@ -26,6 +26,7 @@ __all__ = ["ARTIFACT_FORMAT", "QualityModel", "text_features", "train_quality_mo
 
 ARTIFACT_FORMAT = "modelrouter-quality-model/1"
 TEXT_FEATURES = ("log_chars", "log_words", "log_numbers", "log_lines")
+_CLIP = 4.0
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -77,7 +78,8 @@ class QualityModel:
                 f"{self.embedder!r}, got {embeddings.shape}"
             )
         feats = (text_features(texts) - self.feature_mean) / self.feature_std
-        return np.hstack([embeddings.astype(np.float64), feats])
+        # Clipped so one prompt far longer than any seen in training cannot swamp the rest.
+        return np.hstack([embeddings.astype(np.float64), np.clip(feats, -_CLIP, _CLIP)])
 
     def predict_quality(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Expected quality in [0, 1], shape ``(len(texts), len(models))``."""
@@ -140,6 +142,22 @@ def _fit_cost(texts: Sequence[str], cost: np.ndarray) -> tuple[np.ndarray, np.nd
     return coef.T.copy(), floor
 
 
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def _choose_c(design: np.ndarray, y: np.ndarray, kept: np.ndarray, held: np.ndarray) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    if y[kept].all() or not y[kept].any():
+        return 1.0
+    losses = []
+    for strength in C_GRID:
+        clf = LogisticRegression(C=strength, max_iter=1000).fit(design[kept], y[kept])
+        p = np.clip(clf.predict_proba(design[held])[:, 1], 1e-6, 1 - 1e-6)
+        losses.append(-float(np.mean(y[held] * np.log(p) + (~y[held]) * np.log(1 - p))))
+    return C_GRID[int(np.argmin(losses))]
+
+
 def train_quality_model(
     texts: Sequence[str],
     embeddings: np.ndarray,
@@ -147,10 +165,13 @@ def train_quality_model(
     cost: np.ndarray,
     models: Sequence[str],
     embedder: str,
-    c: float = 1.0,
+    c: float | None = None,
+    seed: int = 0,
 ) -> QualityModel:
     """Fit one L2-regularised logistic regression per model (inverse strength ``c``).
 
+    With ``c=None`` each model's strength is chosen from ``C_GRID`` by log-loss on a held-out
+    fifth of the training data (shuffled with ``seed``), then refitted on all of it.
     ``quality`` is thresholded at 0.5 into correct/incorrect. A model that is always (or
     never) correct in the training data gets a constant prediction.
     """
@@ -161,18 +182,25 @@ def train_quality_model(
     feats = text_features(texts)
     mean, std = feats.mean(axis=0), feats.std(axis=0)
     std[std == 0] = 1.0
-    design = np.hstack([embeddings.astype(np.float64), (feats - mean) / std])
+    scaled = np.clip((feats - mean) / std, -_CLIP, _CLIP)
+    design = np.hstack([embeddings.astype(np.float64), scaled])
     n_models = len(models)
     weights = np.zeros((design.shape[1], n_models))
     bias = np.zeros(n_models)
     labels = quality >= 0.5
+    order = np.random.default_rng(seed).permutation(len(texts))
+    held, kept = order[: len(texts) // 5], order[len(texts) // 5:]
+    chosen: list[float] = []
     for j in range(n_models):
         y = labels[:, j]
         rate = float(y.mean())
         if rate in (0.0, 1.0):
             bias[j] = 40.0 if rate == 1.0 else -40.0
+            chosen.append(0.0)
             continue
-        clf = LogisticRegression(C=c, max_iter=1000)
+        strength = c if c is not None else _choose_c(design, y, kept, held)
+        chosen.append(strength)
+        clf = LogisticRegression(C=strength, max_iter=1000)
         clf.fit(design, y)
         weights[:, j] = clf.coef_[0]
         bias[j] = clf.intercept_[0]
@@ -186,5 +214,5 @@ def train_quality_model(
         feature_std=std,
         cost_coef=cost_coef,
         cost_floor=cost_floor,
-        meta={"train_prompts": len(texts), "c": c},
+        meta={"train_prompts": len(texts), "c": chosen},
     )

@@ -138,7 +138,7 @@ class LearnedRouter:
 
     name = "learned"
 
-    def __init__(self, embedder: Embedder, c: float = 1.0,
+    def __init__(self, embedder: Embedder, c: float | None = None,
                  model: QualityModel | None = None) -> None:
         self.embedder = embedder
         self.c = c

@@ -1,0 +1,157 @@
+"""The llm-judge and cascade classifiers, with a fake provider that replays canned answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from modelrouter import (
+    Classification,
+    Classifier,
+    Completion,
+    CompletionChunk,
+    Complexity,
+    Provider,
+    ProviderCall,
+    ProviderError,
+    ProviderSettings,
+    RoutingRequest,
+    TaskType,
+    Usage,
+)
+from modelrouter_judge import CascadeClassifier, JudgeClassifier, parse_verdict
+
+
+class FakeProvider(Provider):
+    """Answers with queued texts (or raises queued errors, or hangs); records every call."""
+
+    kind = "fake"
+    requires_api_key = False
+
+    def __init__(self, *answers: str | Exception | None) -> None:
+        super().__init__(ProviderSettings(name="fake"))
+        self.answers = list(answers)
+        self.calls: list[ProviderCall] = []
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        self.calls.append(call)
+        answer = self.answers.pop(0)
+        if answer is None:
+            await asyncio.sleep(3600)  # never answers in time
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, str)
+        return Completion(text=answer, model=call.model, usage=Usage(10, 10))
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[CompletionChunk]:
+        raise NotImplementedError
+        yield CompletionChunk()  # pragma: no cover
+
+
+class FixedRules(Classifier):
+    """Stands in for the rules classifier with a fixed score."""
+
+    name = "rules"
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+        self.calls = 0
+
+    async def classify(self, request: RoutingRequest) -> Classification:
+        self.calls += 1
+        return Classification(Complexity.MODERATE, TaskType.QA, self.score, 0.6, self.name,
+                              {"word_count": 3.0})
+
+
+REQUEST = RoutingRequest.from_prompt("Prove that there are infinitely many primes.")
+
+
+def classify(clf: Classifier) -> Classification:
+    return asyncio.run(clf.classify(REQUEST))
+
+
+def test_judge_verdict_sets_tier_task_and_band_midpoint_score() -> None:
+    provider = FakeProvider('{"complexity": "expert", "task_type": "REASONING", '
+                            '"confidence": 0.9}')
+    result = classify(JudgeClassifier(provider, "cheap-model", fallback=FixedRules(0.5)))
+    assert (result.complexity, result.task_type) == (Complexity.EXPERT, TaskType.REASONING)
+    assert result.score == pytest.approx(0.875)
+    assert result.confidence == pytest.approx(0.9)
+    assert result.classifier == "llm-judge" and result.features["judge_fallback"] == 0.0
+    call = provider.calls[0]
+    assert call.model == "cheap-model" and call.messages[-1].content == REQUEST.prompt
+
+
+def test_judge_accepts_json_wrapped_in_a_code_fence() -> None:
+    text = 'Sure:\n```json\n{"complexity": "SIMPLE", "task_type": "chat"}\n```'
+    assert parse_verdict(text) == (Complexity.SIMPLE, TaskType.CHAT, 0.7)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ('{"complexity": "HARD", "task_type": "QA"}', "malformed"),
+        ("complexity: simple", "malformed"),
+        ("I'm sorry, but I can't help with that request.", "refusal"),
+        (ProviderError("rate_limit", "slow down", retryable=True), "provider_error"),
+    ],
+)
+def test_judge_falls_back_to_rules_and_says_why(answer: str | Exception, reason: str) -> None:
+    rules = FixedRules(0.42)
+    result = classify(JudgeClassifier(FakeProvider(answer), "m", fallback=rules))
+    assert rules.calls == 1
+    assert result.score == pytest.approx(0.42) and result.task_type is TaskType.QA
+    assert result.features["judge_fallback"] == 1.0
+    assert result.features[f"judge_fallback_{reason}"] == 1.0
+
+
+def test_judge_times_out_and_falls_back_to_rules() -> None:
+    rules = FixedRules(0.42)
+    judge = JudgeClassifier(FakeProvider(None), "m", timeout_s=0.05, fallback=rules)
+    result = classify(judge)
+    assert result.features["judge_fallback_timeout"] == 1.0
+    assert result.score == pytest.approx(0.42)
+
+
+def test_judge_default_fallback_is_the_rules_classifier() -> None:
+    pytest.importorskip("modelrouter_rules")
+    result = classify(JudgeClassifier(FakeProvider("nope"), "m"))
+    assert result.features["judge_fallback"] == 1.0
+    assert "word_count" in result.features  # a rules feature
+
+
+@pytest.mark.parametrize(("score", "judged"), [(0.1, False), (0.3, True), (0.55, True),
+                                               (0.7, True), (0.9, False)])
+def test_cascade_consults_the_judge_only_in_the_ambiguous_band(score: float,
+                                                               judged: bool) -> None:
+    provider = FakeProvider('{"complexity": "COMPLEX", "task_type": "CODE"}')
+    cascade = CascadeClassifier(JudgeClassifier(provider, "m"), rules=FixedRules(score))
+    result = classify(cascade)
+    assert len(provider.calls) == int(judged)
+    assert result.classifier == "cascade"
+    assert result.features["cascade_judged"] == float(judged)
+    expected = Complexity.COMPLEX if judged else Complexity.MODERATE
+    assert result.complexity is expected
+
+
+def test_cascade_band_is_configurable_and_keeps_rules_when_the_judge_fails() -> None:
+    provider = FakeProvider("garbage")
+    cascade = CascadeClassifier(JudgeClassifier(provider, "m"), rules=FixedRules(0.9),
+                                band=(0.8, 1.0))
+    result = classify(cascade)
+    assert len(provider.calls) == 1
+    assert result.score == pytest.approx(0.9) and result.features["judge_fallback"] == 1.0
+
+
+def test_cascade_rejects_an_inverted_band() -> None:
+    with pytest.raises(ValueError):
+        CascadeClassifier(JudgeClassifier(FakeProvider(), "m"), band=(0.7, 0.3))
+
+
+def test_judge_hook_registers_nothing_without_configured_wiring() -> None:
+    import modelrouter_judge
+
+    registered: list[Classifier] = []
+    modelrouter_judge.register_classifiers(registered.append)
+    assert registered == []
