@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -95,10 +96,8 @@ async def main() -> None:
 
 
 async def _quietly(cleanup: object) -> None:
-    try:
+    with contextlib.suppress(Exception):
         await cleanup  # type: ignore[misc]
-    except Exception:
-        pass
 
 
 if __name__ == "__main__":

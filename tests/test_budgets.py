@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from modelrouter.config import parse_config
 from modelrouter import convert
+from modelrouter.config import parse_config
 from modelrouter.errors import BudgetExhausted, ProviderError
 from modelrouter.execution import Executor
 from modelrouter.state.execution_hooks import StateExecutionListener
@@ -206,7 +206,8 @@ async def test_two_server_processes_sharing_redis_overspend_by_at_most_one_reque
         finally:
             await state.aclose()
         print(
-            f"2 processes + redis: {ok} ok, {rejected} rejected, spent ${day.spent_usd:.6f} of ${limit:.6f}"
+            f"2 processes + redis: {ok} ok, {rejected} rejected, "
+            f"spent ${day.spent_usd:.6f} of ${limit:.6f}"
         )
         assert ok >= 10 and rejected > 0
         assert day.reserved_usd == 0

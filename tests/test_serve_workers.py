@@ -44,7 +44,9 @@ def _config(tmp_path: Path) -> Path:
 
 
 def _serving_pids(log: Path, port: int) -> set[int]:
-    pattern = re.compile(rf"\[(\d+)\] modelrouter\.server: modelrouter serving on 127\.0\.0\.1:{port} ")
+    pattern = re.compile(
+        rf"\[(\d+)\] modelrouter\.server: modelrouter serving on 127\.0\.0\.1:{port} "
+    )
     return {int(m.group(1)) for m in pattern.finditer(log.read_text())}
 
 
@@ -78,23 +80,23 @@ def test_serve_with_two_workers_shares_one_port_and_stops_both_on_sigterm(tmp_pa
     port = _free_port()
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    command = [
-        sys.executable, "-m", "modelrouter.cli", "serve", "--config", str(_config(tmp_path)),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-    ]
+    serve = f"serve --host 127.0.0.1 --port {port} --workers 2".split()
+    command = [sys.executable, "-m", "modelrouter.cli", *serve, "--config", str(_config(tmp_path))]
     with log.open("w") as out:
         parent = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+
+    def started_or_failed() -> bool:
+        # A worker that fails (to bind, say) logs a traceback; its sibling keeps running.
+        text = log.read_text()
+        return (
+            len(_serving_pids(log, port)) == 2 or parent.poll() is not None or "Traceback" in text
+        )
+
     workers: set[int] = set()
     try:
-        _wait_for(
-            lambda: len(_serving_pids(log, port)) == 2
-            or parent.poll() is not None
-            or "Traceback" in log.read_text(),  # a worker failed (to bind, say)
-            STARTUP_S,
-            "two workers serving",
-        )
+        _wait_for(started_or_failed, STARTUP_S, "two workers serving")
         workers = _serving_pids(log, port)
         assert parent.poll() is None, log.read_text()
         # Two distinct processes bound the same port (without SO_REUSEPORT the second

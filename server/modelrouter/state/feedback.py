@@ -1,4 +1,4 @@
-"""Feedback on decisions: committed before it is acknowledged, then taught to the adaptive policy."""
+"""Feedback on decisions: committed before acknowledged, then taught to the adaptive policy."""
 
 from __future__ import annotations
 

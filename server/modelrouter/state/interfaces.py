@@ -137,10 +137,10 @@ class HotState(abc.ABC):
     #: Backend name for logs and benchmarks.
     name: str = "abstract"
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional: memory stores have nothing to open
         """Connect and create what is missing. Raises ``StorageUnavailable`` when unreachable."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional, like open
         """Release connections (and stop the circuit breakers this store started)."""
 
     async def circuit_breaker(
@@ -182,10 +182,10 @@ class DecisionLog(abc.ABC):
 
     name: str = "abstract"
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional: memory stores have nothing to open
         """Connect and create the schema. Raises ``StorageUnavailable`` when unreachable."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional, like open
         """Release connections."""
 
     @abc.abstractmethod

@@ -157,8 +157,8 @@ class PostgresHotState(HotState):
         async def work(conn: psycopg.AsyncConnection[Any]) -> Bucket | None:
             for b in ordered:
                 await conn.execute(
-                    f"INSERT INTO {self.s}.budget_counters (tenant, win, label) VALUES (%s, %s, %s) "
-                    "ON CONFLICT DO NOTHING",
+                    f"INSERT INTO {self.s}.budget_counters (tenant, win, label) "
+                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                     (tenant, b.window, b.label),
                 )
             totals = {}
@@ -223,7 +223,8 @@ class PostgresHotState(HotState):
     async def record_reward(self, key: str, model: str, reward: float) -> None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(
-                f"INSERT INTO {self.s}.arm_stats (key, model, count, reward_sum) VALUES (%s, %s, 1, %s) "
+                f"INSERT INTO {self.s}.arm_stats (key, model, count, reward_sum) "
+                "VALUES (%s, %s, 1, %s) "
                 "ON CONFLICT (key, model) DO UPDATE SET count = arm_stats.count + 1, "
                 "reward_sum = arm_stats.reward_sum + excluded.reward_sum",
                 (key, model, reward),

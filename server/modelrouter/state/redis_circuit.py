@@ -128,9 +128,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         if error_type not in HEALTH_FAILURES:
             return
         args = [model, error_type, self.failure_threshold, int(self.cooldown_s * 1000)]
-        answer = await self._write(
-            "failure", lambda: self._failure(keys=[self.key], args=args)
-        )
+        answer = await self._write("failure", lambda: self._failure(keys=[self.key], args=args))
         view = self._views.setdefault(model, _View())
         view.last_error = error_type
         if answer is None:  # Redis did not answer: count it here, like a lone replica
@@ -149,7 +147,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 now_ms, flat = await self._snapshot(keys=[self.key])
-        except Exception as error:  # noqa: BLE001 - any Redis failure: keep the last view
+        except Exception as error:  # any Redis failure: keep the last view
             self._report(error)
             return
         self._report(None)
@@ -180,7 +178,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 return await call()  # type: ignore[misc]
-        except Exception as error:  # noqa: BLE001 - the breaker must never fail a request
+        except Exception as error:  # the breaker must never fail a request
             log.warning("circuit breaker: recording a %s in Redis failed: %s", what, error)
             return None
         finally:

@@ -7,6 +7,7 @@ and acknowledges nothing, so acknowledged data is never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -59,8 +60,7 @@ class RetryPolicy:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay_s)
                 if reconnect is not None:
-                    try:
+                    # A failed reconnect is the next attempt's failure, counted there.
+                    with contextlib.suppress(*retry_on):
                         await reconnect()
-                    except retry_on:
-                        pass
         raise AssertionError("unreachable")

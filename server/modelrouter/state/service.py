@@ -131,7 +131,8 @@ class StateServices:
             selection = reselect(cheaper, dataclasses.replace(routing, min_quality=floors))
             notes.append(
                 f"budget degraded: {window.remaining_fraction:.0%} of the {window.window} budget "
-                f"left (< {tier.remaining_below:.0%}), quality floor lowered to {tier.quality_floor:.2f}"
+                f"left (< {tier.remaining_below:.0%}), "
+                f"quality floor lowered to {tier.quality_floor:.2f}"
             )
         if usage:
             tightest = min(usage, key=lambda u: u.remaining_usd)

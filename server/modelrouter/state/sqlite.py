@@ -134,15 +134,17 @@ class SqliteHotState(HotState):
         def work(conn: sqlite3.Connection) -> Bucket | None:
             for bucket in buckets:
                 row = conn.execute(
-                    "SELECT spent + reserved FROM budget_counters WHERE tenant=? AND win=? AND label=?",
+                    "SELECT spent + reserved FROM budget_counters "
+                    "WHERE tenant=? AND win=? AND label=?",
                     (tenant, bucket.window, bucket.label),
                 ).fetchone()
                 if (row[0] if row else 0) + amount > bucket.limit:
                     return bucket
             for bucket in buckets:
                 conn.execute(
-                    "INSERT INTO budget_counters (tenant, win, label, reserved) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (tenant, win, label) DO UPDATE SET reserved = reserved + excluded.reserved",
+                    "INSERT INTO budget_counters (tenant, win, label, reserved) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, win, label) "
+                    "DO UPDATE SET reserved = reserved + excluded.reserved",
                     (tenant, bucket.window, bucket.label, amount),
                 )
             return None
@@ -156,8 +158,8 @@ class SqliteHotState(HotState):
             for bucket in buckets:
                 conn.execute(
                     "INSERT INTO budget_counters (tenant, win, label, spent) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (tenant, win, label) DO UPDATE SET spent = spent + excluded.spent, "
-                    "reserved = max(reserved - ?, 0)",
+                    "ON CONFLICT (tenant, win, label) "
+                    "DO UPDATE SET spent = spent + excluded.spent, reserved = max(reserved - ?, 0)",
                     (tenant, bucket.window, bucket.label, actual, reserved),
                 )
 
@@ -168,7 +170,8 @@ class SqliteHotState(HotState):
             result = []
             for bucket in buckets:
                 row = conn.execute(
-                    "SELECT spent, reserved FROM budget_counters WHERE tenant=? AND win=? AND label=?",
+                    "SELECT spent, reserved FROM budget_counters "
+                    "WHERE tenant=? AND win=? AND label=?",
                     (tenant, bucket.window, bucket.label),
                 ).fetchone()
                 result.append(BucketUsage(*(row or (0, 0))))
@@ -199,7 +202,8 @@ class SqliteHotState(HotState):
 
 _DECISION_COLUMNS = (
     "decision_id, tenant, created_at, kind, complexity, task_type, classifier, candidates, "
-    "chosen_model, estimated_cost_usd, reason, explored, prompt, actual_cost_usd, latency_ms, outcome"
+    "chosen_model, estimated_cost_usd, reason, explored, prompt, actual_cost_usd, latency_ms, "
+    "outcome"
 )
 
 
@@ -292,7 +296,8 @@ class SqliteDecisionLog(DecisionLog):
     async def add_feedback(self, feedback: FeedbackRecord) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
-                "INSERT INTO feedback (decision_id, source, tenant, score, success, comment, created_at) "
+                "INSERT INTO feedback "
+                "(decision_id, source, tenant, score, success, comment, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id, source) DO NOTHING",
                 (
                     feedback.decision_id,
