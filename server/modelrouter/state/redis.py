@@ -141,7 +141,8 @@ class RedisHotState(HotState):
         counts: dict[str, int] = {}
         sums: dict[str, float] = {}
         for field, value in raw.items():
-            model, _, kind = field.decode().rpartition("|")
+            name = field.decode() if isinstance(field, bytes) else field
+            model, _, kind = name.rpartition("|")
             if kind == "n":
                 counts[model] = int(value)
             elif kind == "sum":

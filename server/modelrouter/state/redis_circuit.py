@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -127,7 +128,8 @@ class RedisCircuitBreaker(CircuitBreaker):
     async def record_failure(self, model: str, error_type: str) -> None:
         if error_type not in HEALTH_FAILURES:
             return
-        args = [model, error_type, self.failure_threshold, int(self.cooldown_s * 1000)]
+        cooldown_ms = int(self.cooldown_s * 1000)
+        args: list[str | int] = [model, error_type, self.failure_threshold, cooldown_ms]
         answer = await self._write("failure", lambda: self._failure(keys=[self.key], args=args))
         view = self._views.setdefault(model, _View())
         view.last_error = error_type
@@ -171,13 +173,14 @@ class RedisCircuitBreaker(CircuitBreaker):
             await asyncio.sleep(self.refresh_s)
             await self.refresh()
 
-    async def _write(self, what: str, call: Callable[[], object]) -> object | None:
+    async def _write(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call()``'s answer, or ``None`` when Redis failed or was too slow."""
         # Bumped before and after, so no refresh overlapping the write replaces the view
         # with a snapshot that may predate it.
         self._writes += 1
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
-                return await call()  # type: ignore[misc]
+                return await call()
         except Exception as error:  # the breaker must never fail a request
             log.warning("circuit breaker: recording a %s in Redis failed: %s", what, error)
             return None
