@@ -8,6 +8,9 @@ from grpc_status import rpc_status
 
 from modelrouter.v1 import router_pb2 as pb
 
+# Fixtures shared by several test modules: fake provider upstreams and storage backends.
+pytest_plugins = ["tests.fake_upstreams", "tests.state_fixtures"]
+
 
 def user(text: str) -> list[pb.Message]:
     return [pb.Message(role=pb.ROLE_USER, content=text)]
@@ -31,4 +34,3 @@ def rpc_error_details(error: grpc.aio.AioRpcError) -> dict[str, object]:
                 any_detail.Unpack(detail)
                 details[detail_type.DESCRIPTOR.name] = detail
     return details
-from .state_fixtures import backend_config  # noqa: F401  (storage backends for state tests)

@@ -1,4 +1,7 @@
-"""Run a real server on the test catalog in its own process: ``python -m tests.state_server_process CONFIG``.
+"""Run a real server on the test catalog in its own process.
+
+    python -m tests.state_server_process CONFIG
+
 
 Prints ``PORT <n>`` once serving; runs until killed. Used by the multi-process budget
 proof and the kill -9 durability test.

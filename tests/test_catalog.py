@@ -38,15 +38,21 @@ def test_provider_needing_a_key_is_unavailable_until_the_variable_is_set(modelro
         def register_providers(self, register):
             register(KeyedProvider)
 
-    text = "[providers.vendor]\ntype = \"keyed\"\napi_key_env = \"VENDOR_KEY\"\n"
+    text = '[providers.vendor]\ntype = "keyed"\napi_key_env = "VENDOR_KEY"\n'
     from modelrouter.config import parse_config
     from modelrouter.testing import TEST_CONFIG
 
-    config = parse_config(TEST_CONFIG.replace('[providers.premium]\ntype = "fake"', text.strip()).replace(
-        'provider = "premium"', 'provider = "vendor"'))
+    config = parse_config(
+        TEST_CONFIG.replace('[providers.premium]\ntype = "fake"', text.strip()).replace(
+            'provider = "premium"', 'provider = "vendor"'
+        )
+    )
     registry = load_plugins([Plugin()])
     without = Catalog(config, registry.provider_types, environ={})
-    assert without.unavailable_reason(without.get("large")) == "environment variable VENDOR_KEY is not set"
+    assert (
+        without.unavailable_reason(without.get("large"))
+        == "environment variable VENDOR_KEY is not set"
+    )
     with_key = Catalog(config, registry.provider_types, environ={"VENDOR_KEY": "sk-test-123"})
     assert with_key.unavailable_reason(with_key.get("large")) is None
     assert isinstance(with_key.providers["vendor"], Provider)

@@ -18,8 +18,15 @@ async def run_cli(*argv: str) -> int:
 
 async def test_cli_route_json(modelrouter_stub, capsys):
     target = f"127.0.0.1:{modelrouter_stub.server.port}"
-    code = await run_cli("route", "What is the capital of France?", "--target", target, "--json",
-                         "--exclude-model", "tiny")
+    code = await run_cli(
+        "route",
+        "What is the capital of France?",
+        "--target",
+        target,
+        "--json",
+        "--exclude-model",
+        "tiny",
+    )
     assert code == 0
     output = json.loads(capsys.readouterr().out)
     assert output["selected"]["model"] == "small-coder"
@@ -28,7 +35,10 @@ async def test_cli_route_json(modelrouter_stub, capsys):
 
 async def test_cli_classify_models_and_plugins_text(modelrouter_stub, capsys):
     target = f"127.0.0.1:{modelrouter_stub.server.port}"
-    assert await run_cli("classify", "Prove that there are infinitely many primes", "--target", target) == 0
+    assert (
+        await run_cli("classify", "Prove that there are infinitely many primes", "--target", target)
+        == 0
+    )
     assert "EXPERT" in capsys.readouterr().out
     assert await run_cli("models", "--target", target) == 0
     assert "small-coder" in capsys.readouterr().out
@@ -48,7 +58,7 @@ async def test_async_client_wraps_stubs(modelrouter_stub):
     async with AsyncModelRouterClient(f"127.0.0.1:{modelrouter_stub.server.port}") as client:
         decision = await client.route([("system", "Be brief."), ("user", "hello")], min_quality=0.6)
         assert decision.selected.model == "small-coder"
-        assert [m.name for m in await client.list_models()][0] == "tiny"
+        assert (await client.list_models())[0].name == "tiny"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await client.get_model("nope")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -74,4 +84,7 @@ def test_token_estimate_is_reasonable_for_prose_and_counts_framing():
     assert 9 <= estimate_text_tokens(text) <= 12  # cl100k gives 10
     assert estimate_text_tokens("") == 0
     messages = [Message(Role.SYSTEM, "Be brief."), Message(Role.USER, text)]
-    assert estimate_prompt_tokens(messages) == estimate_text_tokens("Be brief.") + estimate_text_tokens(text) + 8
+    assert (
+        estimate_prompt_tokens(messages)
+        == estimate_text_tokens("Be brief.") + estimate_text_tokens(text) + 8
+    )

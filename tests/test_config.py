@@ -36,11 +36,26 @@ def test_quality_by_task_and_complexity_are_parsed():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("quality = 0.9", "quality = 1.5"), "router.toml: models[2].quality: expected a number in [0, 1], got 1.5"),
-        (('provider = "premium"', 'provider = "nobody"'), "models[2].provider: expected a configured provider (budget, premium)"),
-        (('max_complexity = "expert"', 'max_complexity = "genius"'), "models[2].max_complexity: expected one of simple, moderate, complex, expert"),
-        (("context_window_tokens = 200000", 'context_window_tokens = "big"'), "models[2].context_window_tokens: expected an integer >= 1"),
-        (('code = ["code"]', 'poetry = ["code"]'), "routing.task_capabilities.poetry: expected one of chat, qa"),
+        (
+            ("quality = 0.9", "quality = 1.5"),
+            "router.toml: models[2].quality: expected a number in [0, 1], got 1.5",
+        ),
+        (
+            ('provider = "premium"', 'provider = "nobody"'),
+            "models[2].provider: expected a configured provider (budget, premium)",
+        ),
+        (
+            ('max_complexity = "expert"', 'max_complexity = "genius"'),
+            "models[2].max_complexity: expected one of simple, moderate, complex, expert",
+        ),
+        (
+            ("context_window_tokens = 200000", 'context_window_tokens = "big"'),
+            "models[2].context_window_tokens: expected an integer >= 1",
+        ),
+        (
+            ('code = ["code"]', 'poetry = ["code"]'),
+            "routing.task_capabilities.poetry: expected one of chat, qa",
+        ),
         (("[routing]", "[routing\n"), "router.toml: not valid TOML"),
     ],
 )

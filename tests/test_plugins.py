@@ -28,8 +28,12 @@ def installed_distribution(tmp_path, monkeypatch):
         (tmp_path / f"{module_name}.py").write_text(textwrap.dedent(source))
         dist_info = tmp_path / f"{dist_name.replace('-', '_')}-1.2.3.dist-info"
         dist_info.mkdir()
-        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n")
-        (dist_info / "entry_points.txt").write_text(f"[modelrouter]\n{module_name} = {module_name}\n")
+        (dist_info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n"
+        )
+        (dist_info / "entry_points.txt").write_text(
+            f"[modelrouter]\n{module_name} = {module_name}\n"
+        )
         importlib.invalidate_caches()
 
     yield install
@@ -131,17 +135,24 @@ async def test_server_with_broken_plugin_still_serves_and_lists_it(
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = router_pb2_grpc.ModelRouterStub(channel)
         plugins = (await stub.ListPlugins(pb.ListPluginsRequest())).plugins
-        route = await stub.Route(pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content="hi")]))
+        route = await stub.Route(
+            pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content="hi")])
+        )
     assert "needs libfoo" in next(p for p in plugins if p.name == "mr_test_served").load_error
     assert route.selected.model
 
 
 def test_every_hookspec_is_documented_and_exercised():
-    specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-             if hasattr(fn, "modelrouter_spec")]
+    specs = [
+        name
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(fn, "modelrouter_spec")
+    ]
     assert specs == ["register_classifiers", "register_providers"]
     this_file = Path(__file__)
-    tests_text = "".join(p.read_text() for p in this_file.parent.glob("test_*.py") if p != this_file)
+    tests_text = "".join(
+        p.read_text() for p in this_file.parent.glob("test_*.py") if p != this_file
+    )
     for name in specs:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert len(doc) > 80, f"hook {name} needs a docstring saying when it runs and what it takes"
@@ -149,7 +160,17 @@ def test_every_hookspec_is_documented_and_exercised():
 
 
 def test_plugin_authors_import_everything_from_modelrouter():
-    for name in ("hookimpl", "Classification", "Complexity", "TaskType", "Classifier", "Provider",
-                 "RoutingRequest", "Message", "Constraints", "ProviderCall", "Completion"):
+    for name in (
+        "hookimpl",
+        "Classification",
+        "Complexity",
+        "TaskType",
+        "Classifier",
+        "Provider",
+        "RoutingRequest",
+        "Message",
+        "Constraints",
+        "ProviderCall",
+        "Completion",
+    ):
         assert name in modelrouter.__all__
-

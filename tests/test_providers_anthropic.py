@@ -21,7 +21,6 @@ from .fake_upstreams import (
     anthropic_error_event,
     anthropic_events,
     anthropic_message,
-    anthropic_upstream,  # noqa: F401  (fixture)
 )
 from .test_execute import execute_failure
 
@@ -81,7 +80,9 @@ def test_system_turns_go_to_the_system_parameter_and_same_role_turns_merge():
 
 
 async def test_execute_speaks_the_messages_api(anthropic_upstream, stub):
-    anthropic_upstream.enqueue(Reply(body=anthropic_message("Bonjour.", input_tokens=30, output_tokens=4)))
+    anthropic_upstream.enqueue(
+        Reply(body=anthropic_message("Bonjour.", input_tokens=30, output_tokens=4))
+    )
     response = await stub.Execute(
         pb.ExecuteRequest(
             messages=[pb.Message(role=pb.ROLE_SYSTEM, content="Answer in French."), *user("Hello")],
@@ -95,7 +96,10 @@ async def test_execute_speaks_the_messages_api(anthropic_upstream, stub):
     [(path, headers, body)] = anthropic_upstream.requests
     assert path == "/v1/messages"
     # SDK versions differ: x-api-key, or a bearer token.
-    assert KEY in (headers.get("x-api-key", ""), headers.get("authorization", "").removeprefix("Bearer "))
+    assert KEY in (
+        headers.get("x-api-key", ""),
+        headers.get("authorization", "").removeprefix("Bearer "),
+    )
     assert body["system"] == "Answer in French."
     assert body["messages"] == [{"role": "user", "content": "Hello"}]
     assert body["model"] == "claude-haiku-upstream"
@@ -103,7 +107,9 @@ async def test_execute_speaks_the_messages_api(anthropic_upstream, stub):
 
 
 async def test_stream_relays_text_deltas_and_usage_from_message_events(anthropic_upstream, stub):
-    anthropic_upstream.enqueue(Stream(anthropic_events(["Bon", "jour"], input_tokens=12, output_tokens=2)))
+    anthropic_upstream.enqueue(
+        Stream(anthropic_events(["Bon", "jour"], input_tokens=12, output_tokens=2))
+    )
     messages = [m async for m in stub.ExecuteStream(pb.ExecuteRequest(messages=user("hi")))]
     assert [m.delta for m in messages[:-1]] == ["Bon", "jour"]
     summary = messages[-1].summary
@@ -123,9 +129,13 @@ async def test_overloaded_529_is_retried(anthropic_upstream, stub):
     assert "overloaded_error: Overloaded" in response.attempts[0].error_message
 
 
-async def test_invalid_request_is_not_retried_and_prompt_too_long_is_context_length(anthropic_upstream, stub):
+async def test_invalid_request_is_not_retried_and_prompt_too_long_is_context_length(
+    anthropic_upstream, stub
+):
     anthropic_upstream.enqueue(
-        anthropic_error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum")
+        anthropic_error(
+            400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"
+        )
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Execute(pb.ExecuteRequest(messages=user("hi")))
@@ -133,7 +143,10 @@ async def test_invalid_request_is_not_retried_and_prompt_too_long_is_context_len
 
 
 async def test_error_event_mid_stream_ends_the_stream(anthropic_upstream, stub):
-    events = anthropic_events(["Half"], done=False) + [anthropic_error_event("overloaded_error", "Overloaded")]
+    events = [
+        *anthropic_events(["Half"], done=False),
+        anthropic_error_event("overloaded_error", "Overloaded"),
+    ]
     anthropic_upstream.enqueue(Stream(events))
     deltas = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -147,7 +160,9 @@ async def test_error_event_mid_stream_ends_the_stream(anthropic_upstream, stub):
 
 
 async def test_auth_error_never_leaks_the_key(anthropic_upstream, stub, caplog):
-    anthropic_upstream.enqueue(anthropic_error(401, "authentication_error", f"invalid x-api-key {KEY}"))
+    anthropic_upstream.enqueue(
+        anthropic_error(401, "authentication_error", f"invalid x-api-key {KEY}")
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Execute(pb.ExecuteRequest(messages=user("hi")))
     failure = execute_failure(caught.value)

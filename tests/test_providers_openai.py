@@ -18,11 +18,9 @@ from .fake_upstreams import (
     Hang,
     Reply,
     Stream,
-    anthropic_upstream,  # noqa: F401  (fixture)
     openai_chunks,
     openai_completion,
     openai_error,
-    openai_upstream,  # noqa: F401  (fixture)
 )
 from .test_execute import execute_failure
 
@@ -30,7 +28,10 @@ KEY = "sk-test-SECRET-4f9a2c"
 
 
 def config(primary_url: str, fallback_url: str | None = None, *, retries: int = 2) -> str:
-    fallback = "" if fallback_url is None else f"""
+    fallback = (
+        ""
+        if fallback_url is None
+        else f"""
 [providers.backup]
 type = "openai"
 api_key_env = "BACKUP_KEY"
@@ -46,6 +47,7 @@ context_window_tokens = 100000
 typical_latency_ms = 300
 quality = 0.5
 """
+    )
     return f"""
 [execution]
 max_attempts_per_model = {retries}
@@ -85,12 +87,19 @@ async def connect(modelrouter_server_factory):
         await channel.close()
 
 
-async def test_execute_sends_the_openai_request_and_reports_upstream_usage(openai_upstream, connect):
+async def test_execute_sends_the_openai_request_and_reports_upstream_usage(
+    openai_upstream, connect
+):
     stub = await connect(config(openai_upstream.base_url))
-    openai_upstream.enqueue(Reply(body=openai_completion("Paris.", prompt_tokens=21, completion_tokens=3)))
+    openai_upstream.enqueue(
+        Reply(body=openai_completion("Paris.", prompt_tokens=21, completion_tokens=3))
+    )
     response = await stub.Execute(
         pb.ExecuteRequest(
-            messages=[pb.Message(role=pb.ROLE_SYSTEM, content="Be brief."), *user("Capital of France?")],
+            messages=[
+                pb.Message(role=pb.ROLE_SYSTEM, content="Be brief."),
+                *user("Capital of France?"),
+            ],
             temperature=0.2,
             constraints=pb.Constraints(max_output_tokens=50),
         )
@@ -103,14 +112,17 @@ async def test_execute_sends_the_openai_request_and_reports_upstream_usage(opena
     assert headers["authorization"] == f"Bearer {KEY}"
     assert body["model"] == "gpt-upstream"
     assert body["messages"] == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
     ]
     assert (body["max_tokens"], body["temperature"]) == (50, 0.2)
 
 
 async def test_stream_relays_deltas_and_usage_from_the_final_chunk(openai_upstream, connect):
     stub = await connect(config(openai_upstream.base_url))
-    openai_upstream.enqueue(Stream(openai_chunks(["Hel", "lo", "!"], prompt_tokens=9, completion_tokens=3)))
+    openai_upstream.enqueue(
+        Stream(openai_chunks(["Hel", "lo", "!"], prompt_tokens=9, completion_tokens=3))
+    )
     messages = [m async for m in stub.ExecuteStream(pb.ExecuteRequest(messages=user("hi")))]
     assert [m.delta for m in messages[:-1]] == ["Hel", "lo", "!"]
     summary = messages[-1].summary
@@ -123,26 +135,40 @@ async def test_stream_relays_deltas_and_usage_from_the_final_chunk(openai_upstre
 async def test_rate_limit_is_retried_after_the_retry_after_header(openai_upstream, connect):
     stub = await connect(config(openai_upstream.base_url))
     openai_upstream.enqueue(
-        openai_error(429, "Rate limit reached", type_="requests", code="rate_limit_exceeded",
-                     headers={"Retry-After": "0.3"}),
+        openai_error(
+            429,
+            "Rate limit reached",
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": "0.3"},
+        ),
         Reply(body=openai_completion("finally")),
     )
     started = time.monotonic()
     response = await stub.Execute(pb.ExecuteRequest(messages=user("hi")))
     assert time.monotonic() - started >= 0.3
     assert response.text == "finally"
-    assert [(a.outcome, a.error_type) for a in response.attempts] == [("error", "rate_limit"), ("ok", "")]
+    assert [(a.outcome, a.error_type) for a in response.attempts] == [
+        ("error", "rate_limit"),
+        ("ok", ""),
+    ]
     assert "Rate limit reached" in response.attempts[0].error_message
     assert len(openai_upstream.requests) == 2, "the SDK's own retries are off"
 
 
-async def test_server_error_on_primary_fails_over_to_the_fallback(openai_upstream, anthropic_upstream, connect):
+async def test_server_error_on_primary_fails_over_to_the_fallback(
+    openai_upstream, anthropic_upstream, connect
+):
     # A second OpenAI-compatible upstream; `anthropic_upstream` only provides another port.
-    backup = type(openai_upstream)("openai", lambda body: Reply(body=openai_completion("from backup")))
+    backup = type(openai_upstream)(
+        "openai", lambda body: Reply(body=openai_completion("from backup"))
+    )
     await backup.start()
     try:
         stub = await connect(config(openai_upstream.base_url, backup.base_url))
-        openai_upstream.enqueue(*[openai_error(500, "The server had an error", type_="server_error")] * 2)
+        openai_upstream.enqueue(
+            *[openai_error(500, "The server had an error", type_="server_error")] * 2
+        )
         response = await stub.Execute(pb.ExecuteRequest(messages=user("hi")))
         assert (response.text, response.model) == ("from backup", "backup-model")
         assert [a.error_type for a in response.attempts] == ["server_error", "server_error", ""]
@@ -171,7 +197,11 @@ async def test_malformed_body_is_classified_and_retried(openai_upstream, connect
 async def test_context_length_error_is_recognised(openai_upstream, connect):
     stub = await connect(config(openai_upstream.base_url))
     openai_upstream.enqueue(
-        openai_error(400, "This model's maximum context length is 8192 tokens.", code="context_length_exceeded")
+        openai_error(
+            400,
+            "This model's maximum context length is 8192 tokens.",
+            code="context_length_exceeded",
+        )
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Execute(pb.ExecuteRequest(messages=user("hi")))
@@ -244,5 +274,7 @@ async def test_api_key_never_appears_in_errors_or_logs(openai_upstream, connect,
     assert failure.attempts[0].error_type == "auth"
     assert len(failure.attempts) == 1, "auth errors are not retried"
     assert "[redacted]" in failure.attempts[0].error_message
-    everything = caught.value.details() + str(failure) + caplog.text + str(caught.value.trailing_metadata())
+    everything = (
+        caught.value.details() + str(failure) + caplog.text + str(caught.value.trailing_metadata())
+    )
     assert KEY not in everything

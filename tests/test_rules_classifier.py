@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pluggy
+import pytest
+
 import modelrouter
 import modelrouter.hookspecs
 import modelrouter_rules
-import pluggy
-import pytest
 from modelrouter import (
     Classification,
     Classifier,

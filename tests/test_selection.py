@@ -17,8 +17,15 @@ def classification(complexity=Complexity.SIMPLE, task=TaskType.QA, **kwargs) -> 
     return Classification(complexity, task, 0.1, 0.9, "test", **kwargs)
 
 
-def run(prompt="What is 2 + 2?", *, complexity=Complexity.SIMPLE, task=TaskType.QA,
-        unavailable=lambda m: None, predicted=None, **constraints):
+def run(
+    prompt="What is 2 + 2?",
+    *,
+    complexity=Complexity.SIMPLE,
+    task=TaskType.QA,
+    unavailable=lambda m: None,
+    predicted=None,
+    **constraints,
+):
     request = RoutingRequest.from_prompt(prompt, constraints=Constraints(**constraints))
     return select(
         request,

@@ -11,10 +11,14 @@ from .conftest import user
 
 
 async def test_route_returns_cheapest_eligible_model_with_ordered_fallbacks(modelrouter_stub):
-    response = await modelrouter_stub.stub.Route(pb.RouteRequest(messages=user("What is the capital of France?")))
+    response = await modelrouter_stub.stub.Route(
+        pb.RouteRequest(messages=user("What is the capital of France?"))
+    )
     assert response.selected.model == "tiny"
     assert [f.model for f in response.fallbacks] == ["small-coder", "large"]
-    costs = [response.selected.estimated_cost_usd] + [f.estimated_cost_usd for f in response.fallbacks]
+    costs = [response.selected.estimated_cost_usd] + [
+        f.estimated_cost_usd for f in response.fallbacks
+    ]
     assert costs == sorted(costs) and costs[0] > 0
     assert response.classification.complexity == pb.COMPLEXITY_SIMPLE
     assert response.classification.classifier == "rules"
@@ -109,7 +113,7 @@ async def test_reflection_lists_services_and_serves_the_proto(modelrouter_stub):
 
     async def ask(**kwargs):
         call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(**kwargs)]))
-        return [reply async for reply in call][0]
+        return await anext(aiter(call))
 
     services = {s.name for s in (await ask(list_services="")).list_services_response.service}
     assert {"modelrouter.v1.ModelRouter", "grpc.health.v1.Health"} <= services
@@ -117,14 +121,20 @@ async def test_reflection_lists_services_and_serves_the_proto(modelrouter_stub):
     assert files.file_descriptor_response.file_descriptor_proto
 
 
-async def test_oversized_request_is_rejected_with_resource_exhausted(modelrouter_server_factory, modelrouter_config):
+async def test_oversized_request_is_rejected_with_resource_exhausted(
+    modelrouter_server_factory, modelrouter_config
+):
     from dataclasses import replace
 
-    config = replace(modelrouter_config, server=replace(modelrouter_config.server, max_message_bytes=4096))
+    config = replace(
+        modelrouter_config, server=replace(modelrouter_config.server, max_message_bytes=4096)
+    )
     server = await modelrouter_server_factory(config)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         from modelrouter.v1 import router_pb2_grpc
 
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await router_pb2_grpc.ModelRouterStub(channel).Route(pb.RouteRequest(messages=user("x" * 10000)))
+            await router_pb2_grpc.ModelRouterStub(channel).Route(
+                pb.RouteRequest(messages=user("x" * 10000))
+            )
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -74,7 +74,7 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class CompletionChunk:
-    """A piece of a streamed answer. The last chunk carries ``usage`` when the provider reports it."""
+    """A piece of a streamed answer; the last chunk carries ``usage`` if the provider reports it."""
 
     delta: str = ""
     usage: Usage | None = None
@@ -104,5 +104,5 @@ class Provider(abc.ABC):
     def stream(self, call: ProviderCall) -> AsyncIterator[CompletionChunk]:
         """Yield the answer as it is generated; the final chunk carries usage."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional: most providers hold nothing)
         """Release connections and models. Called once at server shutdown."""

@@ -46,7 +46,9 @@ class Catalog:
                     f"(installed: {installed})"
                 )
                 continue
-            api_key = environ.get(provider_config.api_key_env) if provider_config.api_key_env else None
+            api_key = (
+                environ.get(provider_config.api_key_env) if provider_config.api_key_env else None
+            )
             # An OpenAI-compatible server on the operator's own base_url often needs no
             # key: without api_key_env configured, a base_url stands in for one.
             needs_key = provider_type.requires_api_key and (
@@ -65,11 +67,15 @@ class Catalog:
             try:
                 self.providers[name] = provider_type(settings)
             except Exception as exc:  # a plugin's constructor may fail in any way
-                self.provider_problems[name] = f"provider failed to start: {type(exc).__name__}: {exc}"
+                self.provider_problems[name] = (
+                    f"provider failed to start: {type(exc).__name__}: {exc}"
+                )
         for name, problem in sorted(self.provider_problems.items()):
             models = [m.name for m in config.models if m.provider == name]
             if models:
-                log.warning("provider %s unavailable (%s); models skipped: %s", name, problem, models)
+                log.warning(
+                    "provider %s unavailable (%s); models skipped: %s", name, problem, models
+                )
 
     def get(self, name: str) -> ModelSpec:
         try:

@@ -106,8 +106,15 @@ def _constraint_arguments(command: argparse.ArgumentParser) -> None:
 
 def _constraints(args: argparse.Namespace) -> dict[str, Any]:
     names = (
-        "classifier", "max_cost_usd", "max_latency_ms", "min_quality", "max_output_tokens",
-        "willingness_to_pay", "allowed_providers", "excluded_models", "required_capabilities",
+        "classifier",
+        "max_cost_usd",
+        "max_latency_ms",
+        "min_quality",
+        "max_output_tokens",
+        "willingness_to_pay",
+        "allowed_providers",
+        "excluded_models",
+        "required_capabilities",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) not in (None, [])}
 
@@ -126,7 +133,11 @@ def _call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
 
 def _print(args: argparse.Namespace, message: Any, text: str) -> None:
     if args.json:
-        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+        print(
+            json.dumps(
+                json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2
+            )
+        )
     else:
         print(text)
 
@@ -138,7 +149,9 @@ def _serve(args: argparse.Namespace) -> int:
         from .state.commands import run_workers
 
         return run_workers(args.workers, args.config, args.host, args.port, args.log_level)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     serve(args.config, host=args.host, port=args.port)
     return 0
 
@@ -236,7 +249,9 @@ def _plugins(args: argparse.Namespace) -> int:
         + (f"FAILED: {p.load_error}" if p.load_error else ", ".join(p.registered))
         for p in response.plugins
     ]
-    lines.append(f"classifiers: {', '.join(response.classifiers)} (default {response.default_classifier})")
+    lines.append(
+        f"classifiers: {', '.join(response.classifiers)} (default {response.default_classifier})"
+    )
     _print(args, response, "\n".join(lines))
     return 0
 
@@ -264,8 +279,11 @@ def _stats(args: argparse.Namespace) -> int:
         f"estimated cost of the selected models:  ${r.estimated_cost_usd:.6f}",
         f"estimated cost of the strongest models: ${r.strongest_estimated_cost_usd:.6f}",
         f"estimated saving: ${r.estimated_saving_usd:.6f}"
-        + (f" ({r.estimated_saving_usd / r.strongest_estimated_cost_usd:.1%})"
-           if r.strongest_estimated_cost_usd else ""),
+        + (
+            f" ({r.estimated_saving_usd / r.strongest_estimated_cost_usd:.1%})"
+            if r.strongest_estimated_cost_usd
+            else ""
+        ),
     ]
     if r.models:
         lines.append("models:")

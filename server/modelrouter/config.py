@@ -115,7 +115,8 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<default>"
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    #: Storage, budgets, auth and adaptive routing (``[storage]``, ``[budgets]``, ``[auth]``, ``[adaptive]``).
+    #: Storage, budgets, auth and adaptive routing: ``[storage]``, ``[budgets]``, ``[auth]``,
+    #: ``[adaptive]``.
     state: StateConfig = field(default_factory=lambda: StateConfig())
     #: Traces, metrics and exporters (``[telemetry]``); OTEL_* variables override it at startup.
     telemetry: TelemetryConfig = field(default_factory=lambda: TelemetryConfig())
@@ -146,7 +147,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     server = _server(reader, reader.table(data, "server"))
     routing = _routing(reader, reader.table(data, "routing"))
     providers = {
-        name: _provider(reader, f"providers.{name}", name, reader.table(table, None, f"providers.{name}"))
+        name: _provider(
+            reader, f"providers.{name}", name, reader.table(table, None, f"providers.{name}")
+        )
         for name, table in reader.table(data, "providers").items()
     }
     models = tuple(
@@ -206,7 +209,11 @@ class _Reader:
         high: float = float("inf"),
     ) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
             bounds = f"in [{low:g}, {high:g}]" if high != float("inf") else f">= {low:g}"
             raise self.fail(f"{path}.{key}", f"a number {bounds}", value)
         return float(value)
@@ -379,7 +386,10 @@ class DegradeTier:
 
 @dataclass(frozen=True, slots=True)
 class BudgetsConfig:
-    """The ``[budgets]`` table: ``[budgets.default]``, ``[budgets.tenants.NAME]``, ``[[budgets.degrade]]``."""
+    """The ``[budgets]`` table.
+
+    ``[budgets.default]``, ``[budgets.tenants.NAME]`` and ``[[budgets.degrade]]``.
+    """
 
     default: BudgetLimits = field(default_factory=BudgetLimits)
     tenants: Mapping[str, BudgetLimits] = field(default_factory=dict)
@@ -501,7 +511,9 @@ def _state(r: _Reader, data: dict[str, Any]) -> StateConfig:
     adaptive = AdaptiveConfig(
         enabled=r.boolean(ad, "enabled", "adaptive", da.enabled),
         tenants=r.strings(ad, "tenants", "adaptive"),
-        explore_fraction=r.number(ad, "explore_fraction", "adaptive", da.explore_fraction, high=1.0),
+        explore_fraction=r.number(
+            ad, "explore_fraction", "adaptive", da.explore_fraction, high=1.0
+        ),
         cost_weight=r.number(ad, "cost_weight", "adaptive", da.cost_weight),
         prior_strength=r.number(ad, "prior_strength", "adaptive", da.prior_strength, low=0.001),
     )
@@ -525,7 +537,10 @@ def _choice(
 
 def _limits(r: _Reader, data: dict[str, Any], path: str) -> BudgetLimits:
     _only(r, path, data, {"hour_usd", "day_usd", "month_usd"})
-    values = {k: r.number(data, k, path) if k in data else None for k in ("hour_usd", "day_usd", "month_usd")}
+    values = {
+        k: r.number(data, k, path) if k in data else None
+        for k in ("hour_usd", "day_usd", "month_usd")
+    }
     return BudgetLimits(**values)
 
 
@@ -575,7 +590,9 @@ def _telemetry(r: _Reader, data: dict[str, Any]) -> TelemetryConfig:
         service_name=r.string(data, "service_name", "telemetry", d.service_name),
         capture_content=r.boolean(data, "capture_content", "telemetry", d.capture_content),
         otlp_endpoint=r.optional_string(data, "otlp_endpoint", "telemetry"),
-        otlp_protocol=_choice(r, data, "otlp_protocol", "telemetry", d.otlp_protocol, _OTLP_PROTOCOLS),
+        otlp_protocol=_choice(
+            r, data, "otlp_protocol", "telemetry", d.otlp_protocol, _OTLP_PROTOCOLS
+        ),
         otlp_headers=dict(headers),
         export_traces=r.boolean(data, "export_traces", "telemetry", d.export_traces),
         export_metrics=r.boolean(data, "export_metrics", "telemetry", d.export_metrics),

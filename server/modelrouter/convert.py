@@ -45,7 +45,9 @@ def routing_request(
     )
 
 
-def _messages(messages: Sequence[pb.Message], violations: list[FieldViolation]) -> tuple[Message, ...]:
+def _messages(
+    messages: Sequence[pb.Message], violations: list[FieldViolation]
+) -> tuple[Message, ...]:
     if not messages:
         violations.append(
             FieldViolation("messages", "at least one message is required; the last from ROLE_USER")
@@ -64,17 +66,23 @@ def _messages(messages: Sequence[pb.Message], violations: list[FieldViolation]) 
     last = messages[-1]
     if last.role != pb.ROLE_USER:
         violations.append(
-            FieldViolation(f"messages[{len(messages) - 1}].role", "the last message must be ROLE_USER")
+            FieldViolation(
+                f"messages[{len(messages) - 1}].role", "the last message must be ROLE_USER"
+            )
         )
     elif not last.content.strip():
         violations.append(
-            FieldViolation(f"messages[{len(messages) - 1}].content", "the last user message is empty")
+            FieldViolation(
+                f"messages[{len(messages) - 1}].content", "the last user message is empty"
+            )
         )
     return tuple(result)
 
 
 def _constraints(c: pb.Constraints, violations: list[FieldViolation]) -> Constraints:
-    def number(field: str, low: float, high: float = math.inf, *, low_open: bool = False) -> float | None:
+    def number(
+        field: str, low: float, high: float = math.inf, *, low_open: bool = False
+    ) -> float | None:
         if not c.HasField(field):
             return None
         value: float = getattr(c, field)
@@ -82,7 +90,9 @@ def _constraints(c: pb.Constraints, violations: list[FieldViolation]) -> Constra
         if math.isnan(value) or too_low or value > high:
             bound = f"> {low:g}" if low_open else f">= {low:g}"
             expected = f"in [{low:g}, {high:g}]" if high != math.inf else bound
-            violations.append(FieldViolation(f"constraints.{field}", f"must be {expected}, got {value:g}"))
+            violations.append(
+                FieldViolation(f"constraints.{field}", f"must be {expected}, got {value:g}")
+            )
             return None
         return value
 
@@ -255,8 +265,12 @@ def stats_message(snapshot: StatsSnapshot) -> pb.GetStatsResponse:
         retries=snapshot.retries,
         models=[
             pb.ModelStats(
-                model=m.model, selected=m.selected, answered=m.answered, cost_usd=m.cost_usd,
-                input_tokens=m.input_tokens, output_tokens=m.output_tokens,
+                model=m.model,
+                selected=m.selected,
+                answered=m.answered,
+                cost_usd=m.cost_usd,
+                input_tokens=m.input_tokens,
+                output_tokens=m.output_tokens,
             )
             for m in snapshot.models
         ],

@@ -96,7 +96,12 @@ class BudgetExhausted(RouterError):
     """
 
     def __init__(self, tenant: str, window: str, limit_usd: float, resets_at: datetime) -> None:
-        self.tenant, self.window, self.limit_usd, self.resets_at = tenant, window, limit_usd, resets_at
+        self.tenant, self.window, self.limit_usd, self.resets_at = (
+            tenant,
+            window,
+            limit_usd,
+            resets_at,
+        )
         super().__init__(
             f"tenant {tenant!r} has exhausted its {window} budget of ${limit_usd:g}; "
             f"it resets at {resets_at.isoformat()}"

@@ -59,9 +59,7 @@ def build_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def load_plugins(
-    extra_plugins: Iterable[object] = (), *, strict: bool = False
-) -> PluginRegistry:
+def load_plugins(extra_plugins: Iterable[object] = (), *, strict: bool = False) -> PluginRegistry:
     """Load every allowed entry-point plugin plus ``extra_plugins`` (objects or modules).
 
     ``extra_plugins`` is how tests and embedders add plugins without installing a
@@ -164,4 +162,3 @@ def _record_failure(registry: PluginRegistry, info: PluginInfo, error: str, stri
     log.error("plugin %s not loaded: %s", label, error)
     if strict:
         raise ConfigError(f"plugin {label} failed to load (strict_plugins is on): {error}")
-

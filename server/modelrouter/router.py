@@ -60,7 +60,10 @@ class Router:
         """Reject names that match nothing, so a typo never silently changes the routing."""
         constraints = request.constraints
         violations: list[FieldViolation] = []
-        if constraints.classifier is not None and constraints.classifier not in self.registry.classifiers:
+        if (
+            constraints.classifier is not None
+            and constraints.classifier not in self.registry.classifiers
+        ):
             violations.append(
                 FieldViolation(
                     "constraints.classifier",
@@ -88,7 +91,8 @@ class Router:
         if request.model is not None and request.model not in self.catalog.models:
             violations.append(
                 FieldViolation(
-                    "model", f"unknown model {request.model!r}; valid: {', '.join(self.catalog.models)}"
+                    "model",
+                    f"unknown model {request.model!r}; valid: {', '.join(self.catalog.models)}",
                 )
             )
         if violations:
@@ -137,7 +141,11 @@ class Router:
         decision_id = str(uuid.uuid4())
         if self.state is not None:
             steered = await self.state.steer(
-                request, classification, selection, self._reselect(classification), self.config.routing
+                request,
+                classification,
+                selection,
+                self._reselect(classification),
+                self.config.routing,
             )
             selection = steered.selection
             await self.state.log_decision(
@@ -145,12 +153,18 @@ class Router:
             )
         return Decision(decision_id, classification, selection)
 
-    def _reselect(self, classification: Classification) -> Callable[[RoutingRequest, RoutingConfig], Selection]:
+    def _reselect(
+        self, classification: Classification
+    ) -> Callable[[RoutingRequest, RoutingConfig], Selection]:
         def reselect(request: RoutingRequest, routing: RoutingConfig) -> Selection:
             models = list(self.catalog.models.values())
             return select(
-                request, classification, models, routing,
-                self.catalog.unavailable_reason, self.catalog.cooling_reason,
+                request,
+                classification,
+                models,
+                routing,
+                self.catalog.unavailable_reason,
+                self.catalog.cooling_reason,
             )
 
         return reselect

@@ -69,7 +69,9 @@ def select(
             model=m,
             estimated_cost_usd=m.cost_usd(input_tokens, output_tokens),
             estimated_latency_ms=m.typical_latency_ms,
-            quality=classification.predicted_quality.get(m.name, m.quality_for(classification.task_type)),
+            quality=classification.predicted_quality.get(
+                m.name, m.quality_for(classification.task_type)
+            ),
         )
         for m in models
     ]
@@ -85,8 +87,10 @@ def select(
         ),
         _Rule(
             "constraints.allowed_providers",
-            lambda c: not constraints.allowed_providers
-            or c.model.provider in constraints.allowed_providers,
+            lambda c: (
+                not constraints.allowed_providers
+                or c.model.provider in constraints.allowed_providers
+            ),
             lambda: f"providers in {sorted(constraints.allowed_providers)}",
         ),
         _Rule(
@@ -102,7 +106,10 @@ def select(
         _Rule(
             "task_type",
             lambda c: task_capabilities <= c.model.capabilities,
-            lambda: f"capabilities {sorted(task_capabilities)} for {classification.task_type.name} tasks",
+            lambda: (
+                f"capabilities {sorted(task_capabilities)} "
+                f"for {classification.task_type.name} tasks"
+            ),
         ),
         _Rule(
             "constraints.required_capabilities",
@@ -112,8 +119,10 @@ def select(
         _Rule(
             "context_window",
             lambda c: input_tokens + output_tokens <= c.model.context_window_tokens,
-            lambda: f"a context window of at least {input_tokens + output_tokens} tokens "
-            f"({input_tokens} estimated prompt + {output_tokens} output)",
+            lambda: (
+                f"a context window of at least {input_tokens + output_tokens} tokens "
+                f"({input_tokens} estimated prompt + {output_tokens} output)"
+            ),
         ),
         _Rule(
             "complexity",
@@ -157,9 +166,7 @@ def select(
             latest_failure = max(latest_failure, failed_at)
     if not survivors:
         rule = rules[latest_failure]
-        left = sum(
-            all(earlier.keep(c) for earlier in rules[:latest_failure]) for c in candidates
-        )
+        left = sum(all(earlier.keep(c) for earlier in rules[:latest_failure]) for c in candidates)
         raise NoEligibleModel(
             rule.constraint, f"{left} candidate(s) left before it, none with {rule.demand()}"
         )
@@ -172,7 +179,11 @@ def select(
     wtp = constraints.willingness_to_pay
     if wtp is not None:
         candidates.sort(
-            key=lambda c: (-(c.quality - wtp * c.estimated_cost_usd), c.estimated_cost_usd, c.model.name)
+            key=lambda c: (
+                -(c.quality - wtp * c.estimated_cost_usd),
+                c.estimated_cost_usd,
+                c.model.name,
+            )
         )
         best = candidates[0]
         reason = (

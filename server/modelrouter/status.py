@@ -42,7 +42,9 @@ def to_status(error: Exception) -> status_pb2.Status:
     if isinstance(error, InvalidRequest):
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in error.violations
             ]
         )
@@ -61,7 +63,10 @@ def to_status(error: Exception) -> status_pb2.Status:
             ]
         )
         return _status(
-            code_pb2.FAILED_PRECONDITION, str(error), "NO_ELIGIBLE_MODEL", failure,
+            code_pb2.FAILED_PRECONDITION,
+            str(error),
+            "NO_ELIGIBLE_MODEL",
+            failure,
             metadata={"constraint": error.constraint},
         )
     if isinstance(error, ModelUnavailable):
@@ -82,7 +87,10 @@ def to_status(error: Exception) -> status_pb2.Status:
             ]
         )
         return _status(
-            code_pb2.RESOURCE_EXHAUSTED, str(error), "BUDGET_EXHAUSTED", quota,
+            code_pb2.RESOURCE_EXHAUSTED,
+            str(error),
+            "BUDGET_EXHAUSTED",
+            quota,
             metadata={"window": error.window, "resets_at": error.resets_at.isoformat()},
         )
     if isinstance(error, Unauthenticated):

@@ -15,7 +15,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import pytest
@@ -83,9 +83,9 @@ class FakeProvider(Provider):
     kind = "fake"
     requires_api_key = False
     #: Answers to give, in order, shared by every instance (per provider name).
-    queues: dict[str, deque[Answer]] = {}
+    queues: ClassVar[dict[str, deque[Answer]]] = {}
     #: Every call made, as (provider name, call).
-    history: list[tuple[str, ProviderCall]] = []
+    history: ClassVar[list[tuple[str, ProviderCall]]] = []
 
     @classmethod
     def reset(cls) -> None:

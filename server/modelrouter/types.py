@@ -33,7 +33,7 @@ class TaskType(enum.IntEnum):
     TRANSLATION = 8
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """Author of a conversation turn."""
 
     SYSTEM = "system"

@@ -65,12 +65,16 @@ class AsyncModelRouterClient:
 
     async def classify(self, conversation: Conversation, **constraints: Any) -> pb.ClassifyResponse:
         return await self.stub.Classify(
-            pb.ClassifyRequest(messages=build_messages(conversation), constraints=_constraints(**constraints))
+            pb.ClassifyRequest(
+                messages=build_messages(conversation), constraints=_constraints(**constraints)
+            )
         )
 
     async def route(self, conversation: Conversation, **constraints: Any) -> pb.RouteResponse:
         return await self.stub.Route(
-            pb.RouteRequest(messages=build_messages(conversation), constraints=_constraints(**constraints))
+            pb.RouteRequest(
+                messages=build_messages(conversation), constraints=_constraints(**constraints)
+            )
         )
 
     async def execute(
@@ -78,7 +82,9 @@ class AsyncModelRouterClient:
     ) -> pb.ExecuteResponse:
         return await self.stub.Execute(
             pb.ExecuteRequest(
-                messages=build_messages(conversation), model=model, constraints=_constraints(**constraints)
+                messages=build_messages(conversation),
+                model=model,
+                constraints=_constraints(**constraints),
             )
         )
 
@@ -86,7 +92,9 @@ class AsyncModelRouterClient:
         self, conversation: Conversation, *, model: str = "", **constraints: Any
     ) -> AsyncIterator[pb.ExecuteStreamResponse]:
         request = pb.ExecuteRequest(
-            messages=build_messages(conversation), model=model, constraints=_constraints(**constraints)
+            messages=build_messages(conversation),
+            model=model,
+            constraints=_constraints(**constraints),
         )
         async for chunk in self.stub.ExecuteStream(request):
             yield chunk
@@ -120,20 +128,28 @@ class ModelRouterClient:
 
     def classify(self, conversation: Conversation, **constraints: Any) -> pb.ClassifyResponse:
         return self.stub.Classify(
-            pb.ClassifyRequest(messages=build_messages(conversation), constraints=_constraints(**constraints)),
+            pb.ClassifyRequest(
+                messages=build_messages(conversation), constraints=_constraints(**constraints)
+            ),
             timeout=self.timeout_s,
         )
 
     def route(self, conversation: Conversation, **constraints: Any) -> pb.RouteResponse:
         return self.stub.Route(
-            pb.RouteRequest(messages=build_messages(conversation), constraints=_constraints(**constraints)),
+            pb.RouteRequest(
+                messages=build_messages(conversation), constraints=_constraints(**constraints)
+            ),
             timeout=self.timeout_s,
         )
 
-    def execute(self, conversation: Conversation, *, model: str = "", **constraints: Any) -> pb.ExecuteResponse:
+    def execute(
+        self, conversation: Conversation, *, model: str = "", **constraints: Any
+    ) -> pb.ExecuteResponse:
         return self.stub.Execute(
             pb.ExecuteRequest(
-                messages=build_messages(conversation), model=model, constraints=_constraints(**constraints)
+                messages=build_messages(conversation),
+                model=model,
+                constraints=_constraints(**constraints),
             ),
             timeout=self.timeout_s,
         )
@@ -142,7 +158,9 @@ class ModelRouterClient:
         self, conversation: Conversation, *, model: str = "", **constraints: Any
     ) -> Iterator[pb.ExecuteStreamResponse]:
         request = pb.ExecuteRequest(
-            messages=build_messages(conversation), model=model, constraints=_constraints(**constraints)
+            messages=build_messages(conversation),
+            model=model,
+            constraints=_constraints(**constraints),
         )
         yield from self.stub.ExecuteStream(request, timeout=self.timeout_s)
 
