@@ -28,6 +28,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import (
+    INVALID_SPAN,
+    NoOpTracer,
     NoOpTracerProvider,
     Span,
     SpanKind,
@@ -106,6 +108,9 @@ class Telemetry:
         )
         self.capture_content = capture_content
         self.stats = stats or Stats()
+        #: False with the no-op tracer (telemetry off): no span is ever recorded, so calls
+        #: skip starting spans and switching contexts, which is most of their tracing cost.
+        self.tracing = not isinstance(self.tracer, NoOpTracer)
 
     # -- router spans ----------------------------------------------------------------------
 
@@ -171,14 +176,20 @@ class Telemetry:
 
     @contextlib.contextmanager
     def _child(self, name: str) -> Iterator[Span]:
-        with self.tracer.start_as_current_span(
-            name, record_exception=False, set_status_on_exception=False
-        ) as span:
-            try:
-                yield span
-            except Exception as exc:
-                mark_error(span, exc)
-                raise
+        if not self.tracing:
+            yield INVALID_SPAN
+            return
+        # What start_as_current_span does, without its two nested generator context managers.
+        span = self.tracer.start_span(name, record_exception=False, set_status_on_exception=False)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        except Exception as exc:
+            mark_error(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def interceptor(self, service: str) -> TelemetryInterceptor:
         return TelemetryInterceptor(self, service)
@@ -261,6 +272,30 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
         self.telemetry = telemetry
         self.service = service
         self.prefix = f"/{service}/"
+        # Attribute sets are the same for every call of a method (and status): built once.
+        self._base: dict[str, dict[str, Any]] = {}
+        self._points: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def base_attributes(self, method: str) -> dict[str, Any]:
+        """``rpc.*`` attributes of ``method``'s calls (shared: do not modify)."""
+        base = self._base.get(method)
+        if base is None:
+            base = self._base[method] = {
+                a.RPC_SYSTEM: "grpc",
+                a.RPC_SERVICE: self.service,
+                a.RPC_METHOD: method,
+            }
+        return base
+
+    def duration_point(self, method: str, code: int) -> dict[str, Any]:
+        """Attributes of an ``rpc.server.duration`` point (shared: do not modify)."""
+        point = self._points.get((method, code))
+        if point is None:
+            point = self._points[(method, code)] = {
+                **self.base_attributes(method),
+                a.RPC_GRPC_STATUS_CODE: code,
+            }
+        return point
 
     async def intercept_service(
         self,
@@ -322,24 +357,24 @@ class _Call:
     """One traced call: starts its SERVER span and makes it current; ``end`` closes it."""
 
     def __init__(self, interceptor: TelemetryInterceptor, method: str, metadata: Any) -> None:
+        self.interceptor = interceptor
         self.telemetry = interceptor.telemetry
         self.method = method
         self.started = time.perf_counter()
-        carrier = {str(k).lower(): v for k, v in (metadata or ()) if isinstance(v, str)}
-        parent = _PROPAGATOR.extract(carrier)
-        self.base = {
-            a.RPC_SYSTEM: "grpc",
-            a.RPC_SERVICE: interceptor.service,
-            a.RPC_METHOD: method,
-        }
-        self.span = self.telemetry.tracer.start_span(
-            f"{interceptor.service}/{method}",
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=self.base,
-        )
+        self._otel_token: contextvars.Token[otel_context.Context] | None = None
+        if self.telemetry.tracing:
+            carrier = {str(k).lower(): v for k, v in (metadata or ()) if isinstance(v, str)}
+            parent = _PROPAGATOR.extract(carrier)
+            self.span = self.telemetry.tracer.start_span(
+                f"{interceptor.service}/{method}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=interceptor.base_attributes(method),
+            )
+            self._otel_token = otel_context.attach(trace.set_span_in_context(self.span, parent))
+        else:
+            self.span = INVALID_SPAN
         self.scope = RequestScope(method, self.span)
-        self._otel_token = otel_context.attach(trace.set_span_in_context(self.span, parent))
         self._scope_token = _scope.set(self.scope)
 
     def end(self, context: grpc.aio.ServicerContext, exc: BaseException | None) -> None:
@@ -353,8 +388,9 @@ class _Call:
                 span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
         metrics = self.telemetry.metrics
-        point = {**self.base, a.RPC_GRPC_STATUS_CODE: code.value[0]}
-        metrics.rpc_duration.record(elapsed_ms, point)
+        metrics.rpc_duration.record(
+            elapsed_ms, self.interceptor.duration_point(self.method, code.value[0])
+        )
         outcome = (
             "ok"
             if code is grpc.StatusCode.OK
@@ -377,7 +413,8 @@ class _Call:
         # Streams may end in another context (cancellation); the reset must not fail the call.
         with contextlib.suppress(ValueError):
             _scope.reset(self._scope_token)
-        otel_context.detach(self._otel_token)
+        if self._otel_token is not None:
+            otel_context.detach(self._otel_token)
 
 
 def _status_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
