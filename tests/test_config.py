@@ -67,6 +67,11 @@ def test_validation_errors_name_file_key_and_expectation(tmp_path, change, messa
     assert message in str(caught.value)
 
 
+def test_misspelt_table_is_rejected_rather_than_ignored():
+    with pytest.raises(ConfigError, match=r"c\.toml: routng: expected one of adaptive, auth"):
+        parse_config(TEST_CONFIG + "\n[routng]\ndefault_classifier = 'x'\n", source="c.toml")
+
+
 def test_duplicate_model_names_are_rejected():
     duplicated = TEST_CONFIG.replace('name = "small-coder"', 'name = "tiny"')
     with pytest.raises(ConfigError, match="duplicate model names"):
