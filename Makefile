@@ -27,6 +27,7 @@ test:
 lint:
 	cd protos && ../$(BIN)/buf lint
 	$(BIN)/ruff check server plugins clients tests benchmarks
+	$(BIN)/mypy server/modelrouter plugins/modelrouter_* clients/python/modelrouter_client
 
 bench:
 	$(BIN)/python benchmarks/route_throughput.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 from .base import Usage
 from .config import ModelSpec
@@ -123,8 +124,9 @@ def _constraints(c: pb.Constraints, violations: list[FieldViolation]) -> Constra
 
 def classification_message(classification: Classification) -> pb.ClassifyResponse:
     return pb.ClassifyResponse(
-        complexity=int(classification.complexity),
-        task_type=int(classification.task_type),
+        # Domain enums share the proto numbers (see types.py); the casts only tell mypy.
+        complexity=cast(pb.Complexity, classification.complexity.value),
+        task_type=cast(pb.TaskType, classification.task_type.value),
         score=classification.score,
         confidence=classification.confidence,
         classifier=classification.classifier,
@@ -154,7 +156,7 @@ def model_message(model: ModelSpec, unavailable_reason: str | None) -> pb.Model:
         quality=model.quality,
         quality_by_task={task.name.lower(): q for task, q in model.quality_by_task.items()},
         capabilities=sorted(model.capabilities),
-        max_complexity=int(model.max_complexity),
+        max_complexity=cast(pb.Complexity, model.max_complexity.value),
         available=unavailable_reason is None,
         unavailable_reason=unavailable_reason or "",
     )

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -111,7 +111,7 @@ class Executor:
         *,
         timeout_s: float | None = None,
         temperature: float | None = None,
-    ) -> AsyncIterator[str | ExecutionSummary]:
+    ) -> AsyncGenerator[str | ExecutionSummary, None]:
         """Yield text deltas as they arrive, then one final :class:`ExecutionSummary`."""
         run = _Run(self, request, decision, timeout_s, temperature, streaming=True)
         await self._notify_started(run)
