@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import ModelSpec, RoutingConfig
 from .errors import NoEligibleModel
@@ -39,8 +40,9 @@ class Selection:
         return (self.selected, *self.fallbacks)
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
+# A tuple, not a frozen dataclass: a dozen are built per request, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs several times more.
+class _Rule(NamedTuple):
     #: Name reported when this rule empties the candidate list.
     constraint: str
     keep: Callable[[Candidate], bool]
@@ -159,11 +161,12 @@ def select(
     survivors: list[Candidate] = []
     latest_failure = -1
     for candidate in candidates:
-        failed_at = next((i for i, rule in enumerate(rules) if not rule.keep(candidate)), None)
-        if failed_at is None:
-            survivors.append(candidate)
+        for failed_at, rule in enumerate(rules):
+            if not rule.keep(candidate):
+                latest_failure = max(latest_failure, failed_at)
+                break
         else:
-            latest_failure = max(latest_failure, failed_at)
+            survivors.append(candidate)
     if not survivors:
         rule = rules[latest_failure]
         left = sum(all(earlier.keep(c) for earlier in rules[:latest_failure]) for c in candidates)

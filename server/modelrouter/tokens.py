@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from .types import Message
 
 _PIECE = re.compile(r" ?[^\W\d_]+| ?\d{1,3}|[^\s\w]|_")
-_LONG_WORD = re.compile(r"[^\W\d_]{8,}")
+# Anchored at the start of a run of letters (what findall would match anyway): without
+# the lookbehind the engine retries at every letter of every shorter word.
+_LONG_WORD = re.compile(r"(?<![^\W\d_])[^\W\d_]{8,}")
 _MESSAGE_OVERHEAD_TOKENS = 4
 
 
