@@ -6,7 +6,9 @@
                                                            # over OTLP/gRPC to 127.0.0.1:PORT
     python benchmarks/_bench_servers.py otlp-receiver      # a receiver that stores exports
 
-Each prints its port on the first line of stdout, then serves until killed.
+Each prints its port on the first line of stdout, then serves until killed. Every server
+runs on the event loop ``modelrouter.eventloop`` picks (uvloop when installed, as
+``modelrouter serve`` does), so echo and router are compared on the same loop.
 """
 
 from __future__ import annotations
@@ -84,4 +86,6 @@ async def run(kind: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(sys.argv[1]))
+    from modelrouter import eventloop
+
+    eventloop.run(run(sys.argv[1]))

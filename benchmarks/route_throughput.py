@@ -11,6 +11,12 @@ resident memory < 150 MB after the run.
 The run ends with the cost of telemetry: Route on the router with every span and metric
 exported over OTLP/gRPC to a local receiver (its own process), against the router with
 telemetry off, measured alternately to spread drift over both.
+
+Client and servers run on the event loop ``modelrouter.eventloop`` picks (uvloop when
+installed, as ``modelrouter serve`` does; ``MODELROUTER_EVENT_LOOP=asyncio`` for
+asyncio's): the same loop for the echo server and the router. On a shared two-core
+machine a single run is noisy: ``--rounds`` repeats echo/router alternately and reports
+medians.
 """
 
 from __future__ import annotations
@@ -81,6 +87,10 @@ async def load(port: int, call: Callable[[router_pb2_grpc.ModelRouterStub, int],
     }
 
 
+def median(results: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
 def route(stub: router_pb2_grpc.ModelRouterStub, i: int) -> object:
     prompt = PROMPTS[i % len(PROMPTS)]
     return stub.Route(pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)]))
@@ -102,28 +112,41 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--config", help="router config (default: the test catalog)")
-    parser.add_argument("--rounds", type=int, default=3, help="telemetry on/off rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of every case (medians)"
+    )
     args = parser.parse_args()
 
     echo, echo_port = start_server("echo")
     router, router_port = start_server("router", *([args.config] if args.config else []))
+    cases: dict[str, list[dict[str, float]]] = {
+        "echo Route": [], "router Route": [], "echo Classify": [], "router Classify": []
+    }
     try:
-        echo_route = await load(echo_port, route, args.requests, args.concurrency)
-        routed = await load(router_port, route, args.requests, args.concurrency)
-        echo_classify = await load(echo_port, classify, args.requests, args.concurrency)
-        classified = await load(router_port, classify, args.requests, args.concurrency)
+        for _ in range(args.rounds):
+            for name, port, call in (
+                ("echo Route", echo_port, route),
+                ("router Route", router_port, route),
+                ("echo Classify", echo_port, classify),
+                ("router Classify", router_port, classify),
+            ):
+                cases[name].append(await load(port, call, args.requests, args.concurrency))
         rss = resident_mb(router.pid)
     finally:
         for process in (echo, router):
             process.kill()
             process.wait()
-    print(f"{args.requests} requests per case, concurrency {args.concurrency}, rules classifier")
+    echo_route, routed, echo_classify, classified = (median(r) for r in cases.values())
+    ratios = [r["rps"] / e["rps"] for r, e in zip(cases["router Route"], cases["echo Route"], strict=True)]
+    print(f"{args.requests} requests per case, concurrency {args.concurrency}, rules classifier, "
+          f"median of {args.rounds} alternating rounds")
     report("echo Route", echo_route, echo_route)
     report("router Route", routed, echo_route)
     report("echo Classify", echo_classify, echo_classify)
     report("router Classify", classified, echo_classify)
     print(f"router resident memory after the run: {rss:.1f} MB (target < 150 MB)")
-    print(f"Route throughput ratio: {routed['rps'] / echo_route['rps']:.2f} (target >= 0.70)")
+    print(f"Route throughput ratio: {routed['rps'] / echo_route['rps']:.2f} (target >= 0.70); "
+          f"per round: {', '.join(f'{r:.2f}' for r in ratios)}")
     await compare_telemetry(args.requests, args.concurrency, args.rounds)
 
 
@@ -143,9 +166,6 @@ async def compare_telemetry(requests: int, concurrency: int, rounds: int) -> Non
             process.kill()
             process.wait()
 
-    def median(results: list[dict[str, float]]) -> dict[str, float]:
-        return {key: statistics.median(r[key] for r in results) for key in results[0]}
-
     off_median, on_median = median(off), median(on)
     print(f"telemetry: median of {rounds} alternating rounds of {requests} Route calls")
     report("telemetry off", off_median, off_median, "off")
@@ -155,4 +175,6 @@ async def compare_telemetry(requests: int, concurrency: int, rounds: int) -> Non
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from modelrouter import eventloop
+
+    eventloop.run(main())
