@@ -175,3 +175,42 @@ async def test_get_stats_shows_a_tenant_only_its_own_traffic(auth_server):
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetStats(pb.GetStatsRequest())
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_cli_client_commands_authenticate_with_api_key(auth_server, capsys):
+    import asyncio
+    import json
+
+    from modelrouter.cli import main
+
+    server, _, _ = auth_server
+    target = f"127.0.0.1:{server.port}"
+
+    def cli(*argv: str) -> int:
+        return main([*argv, "--target", target, "--json"])
+
+    assert await asyncio.to_thread(cli, "route", "hello") == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    assert await asyncio.to_thread(cli, "route", "hello", "--api-key", "acme-secret") == 0
+    decision_id = json.loads(capsys.readouterr().out)["decision_id"]
+    assert (
+        await asyncio.to_thread(cli, "feedback", decision_id, "0.9", "--api-key", "acme-secret")
+        == 0
+    )
+    recorded = json.loads(capsys.readouterr().out)
+    assert recorded["decision_id"] == decision_id and not recorded.get("duplicate")
+    assert (
+        await asyncio.to_thread(cli, "feedback", decision_id, "0.9", "--api-key", "acme-secret")
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["duplicate"] is True
+    assert await asyncio.to_thread(cli, "usage", "--api-key", "acme-secret") == 0
+    usage = json.loads(capsys.readouterr().out)
+    assert usage["tenant"] == "acme"
+    assert {w["window"] for w in usage["windows"]} == {"day"}
+    # Another tenant cannot give feedback on acme's decision.
+    assert (
+        await asyncio.to_thread(cli, "feedback", decision_id, "0.1", "--api-key", "globex-secret")
+        == 1
+    )
+    assert "NOT_FOUND" in capsys.readouterr().err

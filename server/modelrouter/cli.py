@@ -80,9 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     _client_arguments(stats)
     stats.set_defaults(run=_stats)
 
+    usage = commands.add_parser("usage", help="show the tenant's spend and budget left per window")
+    _client_arguments(usage)
+    usage.set_defaults(run=_usage)
+
+    feedback = commands.add_parser("feedback", help="submit feedback on a decision")
+    _client_arguments(feedback)
+    feedback.add_argument("decision_id")
+    feedback.add_argument("score", type=float, help="quality of the answer in [0, 1]")
+    feedback.add_argument("--failed", action="store_true", help="the answer was unusable")
+    feedback.add_argument("--comment", default="")
+    feedback.add_argument(
+        "--source", default="", help="who judges (repeats per source are idempotent)"
+    )
+    feedback.set_defaults(run=_feedback)
+
     from .state.commands import add_commands
 
-    add_commands(commands, _client_arguments)
+    add_commands(commands)
     return parser
 
 
@@ -90,6 +105,11 @@ def _client_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--target", default=os.environ.get("MODELROUTER_TARGET", DEFAULT_TARGET))
     command.add_argument("--json", action="store_true", help="print JSON")
     command.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    command.add_argument(
+        "--api-key",
+        default=os.environ.get("MODELROUTER_API_KEY"),
+        help="sent as a bearer token when the server has auth on (default: $MODELROUTER_API_KEY)",
+    )
 
 
 def _constraint_arguments(command: argparse.ArgumentParser) -> None:
@@ -127,7 +147,7 @@ def _conversation(args: argparse.Namespace) -> list[tuple[str, str]]:
 def _call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
     from modelrouter_client import ModelRouterClient
 
-    with ModelRouterClient(args.target, timeout_s=args.timeout) as client:
+    with ModelRouterClient(args.target, api_key=args.api_key, timeout_s=args.timeout) as client:
         return call(client)
 
 
@@ -187,24 +207,16 @@ def _route(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace) -> int:
-    from modelrouter_client import build_messages
-
-    from .v1 import router_pb2 as pb
-
-    constraints = pb.Constraints(**_constraints(args))
-    request = pb.ExecuteRequest(
-        messages=build_messages(_conversation(args)), model=args.model, constraints=constraints
-    )
-    if args.temperature is not None:
-        request.temperature = args.temperature
+    conversation = _conversation(args)
+    options = {"model": args.model, "temperature": args.temperature, **_constraints(args)}
     if not args.stream:
-        response = _call(args, lambda c: c.stub.Execute(request, timeout=args.timeout))
+        response = _call(args, lambda c: c.execute(conversation, **options))
         _print(args, response, response.text + "\n" + _describe_execution(response))
         return 0
 
     def stream(client: Any) -> Any:
         summary = None
-        for message in client.stub.ExecuteStream(request, timeout=args.timeout):
+        for message in client.execute_stream(conversation, **options):
             if message.HasField("summary"):
                 summary = message.summary
             elif not args.json:
@@ -231,7 +243,7 @@ def _describe_execution(response: Any) -> str:
 def _models(args: argparse.Namespace) -> int:
     from .v1 import router_pb2 as pb
 
-    models = _call(args, lambda c: c.stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout))
+    models = pb.ListModelsResponse(models=_call(args, lambda c: c.list_models()))
     lines = [
         f"{m.name:<22} {m.provider:<10} in ${m.input_price_usd_per_mtok:>6.2f} "
         f"out ${m.output_price_usd_per_mtok:>6.2f} /Mtok  quality {m.quality:.2f}  "
@@ -257,9 +269,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .v1 import router_pb2 as pb
-
-    r = _call(args, lambda c: c.stub.GetStats(pb.GetStatsRequest(), timeout=args.timeout))
+    r = _call(args, lambda c: c.get_stats())
     lines = [
         f"since {r.started_at} ({r.uptime_s:.0f} s): {r.requests} requests, "
         f"{r.success_rate:.1%} succeeded",
@@ -295,6 +305,35 @@ def _stats(args: argparse.Namespace) -> int:
             for m in r.models
         ]
     _print(args, r, "\n".join(lines))
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    response = _call(args, lambda c: c.get_usage())
+    lines = [f"tenant: {response.tenant}"]
+    if not response.windows:
+        lines.append("no budget configured")
+    for w in response.windows:
+        lines.append(
+            f"{w.window:>5}: spent ${w.spent_usd:.6f}  reserved ${w.reserved_usd:.6f}  "
+            f"remaining ${w.remaining_usd:.6f} of ${w.limit_usd:g}  (resets {w.resets_at})"
+        )
+    _print(args, response, "\n".join(lines))
+    return 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    response = _call(
+        args,
+        lambda c: c.submit_feedback(
+            args.decision_id,
+            args.score,
+            success=not args.failed,
+            comment=args.comment,
+            source=args.source,
+        ),
+    )
+    _print(args, response, "already recorded (duplicate)" if response.duplicate else "recorded")
     return 0
 
 

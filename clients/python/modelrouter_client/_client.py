@@ -39,10 +39,6 @@ def build_messages(conversation: Conversation) -> list[pb.Message]:
     return messages
 
 
-def _constraints(**kwargs: Any) -> pb.Constraints:
-    return pb.Constraints(**{k: v for k, v in kwargs.items() if v is not None})
-
-
 def error_details(error: grpc.RpcError) -> list[proto_message.Message]:
     """The google.rpc detail messages attached to a failed call, decoded."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
@@ -56,57 +52,118 @@ def error_details(error: grpc.RpcError) -> list[proto_message.Message]:
     return details
 
 
-class AsyncModelRouterClient:
-    """asyncio client. Keyword arguments of the calls are ``Constraints`` fields."""
+def _constraints(constraints: dict[str, Any]) -> pb.Constraints:
+    return pb.Constraints(**{k: v for k, v in constraints.items() if v is not None})
 
-    def __init__(self, target: str, *, channel: grpc.aio.Channel | None = None) -> None:
+
+def _execute_request(
+    conversation: Conversation, model: str, temperature: float | None, constraints: dict[str, Any]
+) -> pb.ExecuteRequest:
+    request = pb.ExecuteRequest(
+        messages=build_messages(conversation), model=model, constraints=_constraints(constraints)
+    )
+    if temperature is not None:
+        request.temperature = temperature
+    return request
+
+
+def _feedback_request(
+    decision_id: str, score: float, success: bool, comment: str, source: str
+) -> pb.SubmitFeedbackRequest:
+    return pb.SubmitFeedbackRequest(
+        decision_id=decision_id, score=score, success=success, comment=comment, source=source
+    )
+
+
+def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("authorization", f"Bearer {api_key}"),) if api_key else None
+
+
+class AsyncModelRouterClient:
+    """asyncio client. Keyword arguments of the calls are ``Constraints`` fields.
+
+    ``api_key`` is sent as ``authorization: Bearer ...`` on every call; pass ``channel`` to
+    use TLS or other channel options.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float | None = 30.0,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
         self.channel = channel or grpc.aio.insecure_channel(target)
         self.stub = router_pb2_grpc.ModelRouterStub(self.channel)
+        self.timeout_s = timeout_s
+        self._metadata = _metadata(api_key)
+
+    async def _call(self, method: str, request: Any) -> Any:
+        return await getattr(self.stub, method)(
+            request, timeout=self.timeout_s, metadata=self._metadata
+        )
 
     async def classify(self, conversation: Conversation, **constraints: Any) -> pb.ClassifyResponse:
-        return await self.stub.Classify(
-            pb.ClassifyRequest(
-                messages=build_messages(conversation), constraints=_constraints(**constraints)
-            )
-        )
+        messages = build_messages(conversation)
+        request = pb.ClassifyRequest(messages=messages, constraints=_constraints(constraints))
+        return await self._call("Classify", request)
 
     async def route(self, conversation: Conversation, **constraints: Any) -> pb.RouteResponse:
-        return await self.stub.Route(
-            pb.RouteRequest(
-                messages=build_messages(conversation), constraints=_constraints(**constraints)
-            )
-        )
+        messages = build_messages(conversation)
+        request = pb.RouteRequest(messages=messages, constraints=_constraints(constraints))
+        return await self._call("Route", request)
 
     async def execute(
-        self, conversation: Conversation, *, model: str = "", **constraints: Any
+        self,
+        conversation: Conversation,
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        **constraints: Any,
     ) -> pb.ExecuteResponse:
-        return await self.stub.Execute(
-            pb.ExecuteRequest(
-                messages=build_messages(conversation),
-                model=model,
-                constraints=_constraints(**constraints),
-            )
-        )
+        request = _execute_request(conversation, model, temperature, constraints)
+        return await self._call("Execute", request)
 
     async def execute_stream(
-        self, conversation: Conversation, *, model: str = "", **constraints: Any
+        self,
+        conversation: Conversation,
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        **constraints: Any,
     ) -> AsyncIterator[pb.ExecuteStreamResponse]:
-        request = pb.ExecuteRequest(
-            messages=build_messages(conversation),
-            model=model,
-            constraints=_constraints(**constraints),
-        )
-        async for chunk in self.stub.ExecuteStream(request):
+        request = _execute_request(conversation, model, temperature, constraints)
+        call = self.stub.ExecuteStream(request, timeout=self.timeout_s, metadata=self._metadata)
+        async for chunk in call:
             yield chunk
 
     async def list_models(self) -> list[pb.Model]:
-        return list((await self.stub.ListModels(pb.ListModelsRequest())).models)
+        return list((await self._call("ListModels", pb.ListModelsRequest())).models)
 
     async def get_model(self, name: str) -> pb.Model:
-        return (await self.stub.GetModel(pb.GetModelRequest(name=name))).model
+        return (await self._call("GetModel", pb.GetModelRequest(name=name))).model
 
     async def list_plugins(self) -> pb.ListPluginsResponse:
-        return await self.stub.ListPlugins(pb.ListPluginsRequest())
+        return await self._call("ListPlugins", pb.ListPluginsRequest())
+
+    async def submit_feedback(
+        self,
+        decision_id: str,
+        score: float,
+        *,
+        success: bool = True,
+        comment: str = "",
+        source: str = "",
+    ) -> pb.SubmitFeedbackResponse:
+        request = _feedback_request(decision_id, score, success, comment, source)
+        return await self._call("SubmitFeedback", request)
+
+    async def get_usage(self) -> pb.GetUsageResponse:
+        return await self._call("GetUsage", pb.GetUsageRequest())
+
+    async def get_stats(self) -> pb.GetStatsResponse:
+        return await self._call("GetStats", pb.GetStatsRequest())
 
     async def close(self) -> None:
         await self.channel.close()
@@ -121,57 +178,81 @@ class AsyncModelRouterClient:
 class ModelRouterClient:
     """Blocking client with the same calls as :class:`AsyncModelRouterClient`."""
 
-    def __init__(self, target: str, *, timeout_s: float | None = 30.0) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float | None = 30.0,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.channel = channel or grpc.insecure_channel(target)
         self.stub = router_pb2_grpc.ModelRouterStub(self.channel)
         self.timeout_s = timeout_s
+        self._metadata = _metadata(api_key)
+
+    def _call(self, method: str, request: Any) -> Any:
+        return getattr(self.stub, method)(request, timeout=self.timeout_s, metadata=self._metadata)
 
     def classify(self, conversation: Conversation, **constraints: Any) -> pb.ClassifyResponse:
-        return self.stub.Classify(
-            pb.ClassifyRequest(
-                messages=build_messages(conversation), constraints=_constraints(**constraints)
-            ),
-            timeout=self.timeout_s,
-        )
+        messages = build_messages(conversation)
+        request = pb.ClassifyRequest(messages=messages, constraints=_constraints(constraints))
+        return self._call("Classify", request)
 
     def route(self, conversation: Conversation, **constraints: Any) -> pb.RouteResponse:
-        return self.stub.Route(
-            pb.RouteRequest(
-                messages=build_messages(conversation), constraints=_constraints(**constraints)
-            ),
-            timeout=self.timeout_s,
-        )
+        messages = build_messages(conversation)
+        request = pb.RouteRequest(messages=messages, constraints=_constraints(constraints))
+        return self._call("Route", request)
 
     def execute(
-        self, conversation: Conversation, *, model: str = "", **constraints: Any
+        self,
+        conversation: Conversation,
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        **constraints: Any,
     ) -> pb.ExecuteResponse:
-        return self.stub.Execute(
-            pb.ExecuteRequest(
-                messages=build_messages(conversation),
-                model=model,
-                constraints=_constraints(**constraints),
-            ),
-            timeout=self.timeout_s,
+        return self._call(
+            "Execute", _execute_request(conversation, model, temperature, constraints)
         )
 
     def execute_stream(
-        self, conversation: Conversation, *, model: str = "", **constraints: Any
+        self,
+        conversation: Conversation,
+        *,
+        model: str = "",
+        temperature: float | None = None,
+        **constraints: Any,
     ) -> Iterator[pb.ExecuteStreamResponse]:
-        request = pb.ExecuteRequest(
-            messages=build_messages(conversation),
-            model=model,
-            constraints=_constraints(**constraints),
-        )
-        yield from self.stub.ExecuteStream(request, timeout=self.timeout_s)
+        request = _execute_request(conversation, model, temperature, constraints)
+        yield from self.stub.ExecuteStream(request, timeout=self.timeout_s, metadata=self._metadata)
 
     def list_models(self) -> list[pb.Model]:
-        return list(self.stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout_s).models)
+        return list(self._call("ListModels", pb.ListModelsRequest()).models)
 
     def get_model(self, name: str) -> pb.Model:
-        return self.stub.GetModel(pb.GetModelRequest(name=name), timeout=self.timeout_s).model
+        return self._call("GetModel", pb.GetModelRequest(name=name)).model
 
     def list_plugins(self) -> pb.ListPluginsResponse:
-        return self.stub.ListPlugins(pb.ListPluginsRequest(), timeout=self.timeout_s)
+        return self._call("ListPlugins", pb.ListPluginsRequest())
+
+    def submit_feedback(
+        self,
+        decision_id: str,
+        score: float,
+        *,
+        success: bool = True,
+        comment: str = "",
+        source: str = "",
+    ) -> pb.SubmitFeedbackResponse:
+        request = _feedback_request(decision_id, score, success, comment, source)
+        return self._call("SubmitFeedback", request)
+
+    def get_usage(self) -> pb.GetUsageResponse:
+        return self._call("GetUsage", pb.GetUsageRequest())
+
+    def get_stats(self) -> pb.GetStatsResponse:
+        return self._call("GetStats", pb.GetStatsRequest())
 
     def close(self) -> None:
         self.channel.close()

@@ -1,5 +1,6 @@
-"""CLI commands of the state layer: ``usage``, ``feedback``, ``export-feedback``, ``hash-key``,
-and ``serve --workers N``.
+"""CLI commands of the state layer: ``export-feedback``, ``hash-key`` and ``serve --workers N``.
+
+(``usage`` and ``feedback`` are client commands and live with the others in ``cli.py``.)
 
 ``export-feedback`` reads the configured decision log directly (no server needed) and
 writes one routing-dataset JSONL line per decision with feedback, in the format of the
@@ -15,32 +16,13 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from .interfaces import ExportRow
 
 
-def add_commands(
-    commands: Any, client_arguments: Callable[[argparse.ArgumentParser], None]
-) -> None:
-    usage = commands.add_parser("usage", help="show the tenant's spend and budget left per window")
-    client_arguments(usage)
-    _api_key_argument(usage)
-    usage.set_defaults(run=_usage)
-
-    feedback = commands.add_parser("feedback", help="submit feedback on a decision")
-    client_arguments(feedback)
-    _api_key_argument(feedback)
-    feedback.add_argument("decision_id")
-    feedback.add_argument("score", type=float, help="quality of the answer in [0, 1]")
-    feedback.add_argument("--failed", action="store_true", help="the answer was unusable")
-    feedback.add_argument("--comment", default="")
-    feedback.add_argument(
-        "--source", default="", help="who judges (repeats per source are idempotent)"
-    )
-    feedback.set_defaults(run=_feedback)
-
+def add_commands(commands: Any) -> None:
+    """Add the commands that work on the configured state directly, without a server."""
     export = commands.add_parser(
         "export-feedback", help="write logged decisions with feedback as routing-dataset JSONL"
     )
@@ -58,69 +40,6 @@ def _hash(key: str) -> str:
     from .auth import hash_key
 
     return hash_key(key)
-
-
-def _api_key_argument(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--api-key",
-        default=os.environ.get("MODELROUTER_API_KEY"),
-        help="default: $MODELROUTER_API_KEY",
-    )
-
-
-def _unary(args: argparse.Namespace, method: str, request: Any) -> Any:
-    import grpc
-
-    from ..v1 import router_pb2_grpc
-
-    metadata = [("authorization", f"Bearer {args.api_key}")] if args.api_key else None
-    with grpc.insecure_channel(args.target) as channel:
-        stub = router_pb2_grpc.ModelRouterStub(channel)
-        return getattr(stub, method)(request, timeout=args.timeout, metadata=metadata)
-
-
-def _emit(args: argparse.Namespace, message: Any, text: str) -> None:
-    from google.protobuf import json_format
-
-    if args.json:
-        print(
-            json.dumps(
-                json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2
-            )
-        )
-    else:
-        print(text)
-
-
-def _usage(args: argparse.Namespace) -> int:
-    from ..v1 import router_pb2 as pb
-
-    response = _unary(args, "GetUsage", pb.GetUsageRequest())
-    lines = [f"tenant: {response.tenant}"]
-    if not response.windows:
-        lines.append("no budget configured")
-    for w in response.windows:
-        lines.append(
-            f"{w.window:>5}: spent ${w.spent_usd:.6f}  reserved ${w.reserved_usd:.6f}  "
-            f"remaining ${w.remaining_usd:.6f} of ${w.limit_usd:g}  (resets {w.resets_at})"
-        )
-    _emit(args, response, "\n".join(lines))
-    return 0
-
-
-def _feedback(args: argparse.Namespace) -> int:
-    from ..v1 import router_pb2 as pb
-
-    request = pb.SubmitFeedbackRequest(
-        decision_id=args.decision_id,
-        score=args.score,
-        success=not args.failed,
-        comment=args.comment,
-        source=args.source,
-    )
-    response = _unary(args, "SubmitFeedback", request)
-    _emit(args, response, "already recorded (duplicate)" if response.duplicate else "recorded")
-    return 0
 
 
 def export_line(row: ExportRow) -> dict[str, Any]:
