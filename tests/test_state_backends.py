@@ -125,3 +125,33 @@ def pb_stub(channel):
     from modelrouter.v1 import router_pb2_grpc
 
     return router_pb2_grpc.ModelRouterStub(channel)
+
+
+async def test_in_memory_decision_log_forgets_the_oldest_beyond_its_bound():
+    from modelrouter.state.interfaces import DecisionRecord, FeedbackRecord
+    from modelrouter.state.memory import MemoryDecisionLog
+
+    log = MemoryDecisionLog(max_decisions=3)
+
+    def decision(i: int) -> DecisionRecord:
+        return DecisionRecord(
+            f"d{i}",
+            "default",
+            float(i),
+            "route",
+            "simple",
+            "chat",
+            "rules",
+            (),
+            "tiny",
+            0.0,
+            "test",
+        )
+
+    await log.record(decision(0))
+    assert await log.add_feedback(FeedbackRecord("d0", "default", "", 1.0, True))
+    for i in range(1, 5):
+        await log.record(decision(i))
+    assert await log.get("d0") is None and await log.get("d1") is None
+    assert [(await log.get(f"d{i}")).decision_id for i in (2, 3, 4)] == ["d2", "d3", "d4"]
+    assert [row async for row in log.export()] == []  # d0's feedback went with it

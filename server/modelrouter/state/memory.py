@@ -61,14 +61,27 @@ class MemoryHotState(HotState):
 
 
 class MemoryDecisionLog(DecisionLog):
+    """Keeps the most recent ``max_decisions`` decisions (and their feedback).
+
+    A long-running server on the in-memory default must not grow without bound; older
+    decisions are forgotten, so feedback on them is NOT_FOUND. Use SQLite or PostgreSQL to
+    keep everything.
+    """
+
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, max_decisions: int = 100_000) -> None:
+        self.max_decisions = max_decisions
+        # Insertion-ordered: the first key is always the oldest decision.
         self._decisions: dict[str, DecisionRecord] = {}
         self._feedback: dict[str, dict[str, FeedbackRecord]] = {}
 
     async def record(self, decision: DecisionRecord) -> None:
         self._decisions[decision.decision_id] = decision
+        while len(self._decisions) > self.max_decisions:
+            oldest = next(iter(self._decisions))
+            del self._decisions[oldest]
+            self._feedback.pop(oldest, None)
 
     async def get(self, decision_id: str) -> DecisionRecord | None:
         return self._decisions.get(decision_id)
