@@ -15,11 +15,11 @@ install: $(BIN)/python
 	$(BIN)/pip install -e '.[$(EXTRAS)]'
 
 serve:
-	$(MAKE) install EXTRAS=local
+	$(MAKE) install EXTRAS=local,fast
 	$(BIN)/modelrouter serve $(ARGS)
 
 test:
-	$(MAKE) install EXTRAS=dev,local
+	$(MAKE) install EXTRAS=dev,local,fast,learned
 	$(BIN)/pip install ./plugins/examples/modelrouter-example-classifier
 	$(MAKE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

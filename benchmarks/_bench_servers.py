@@ -28,12 +28,30 @@ class EchoRouter(router_pb2_grpc.ModelRouterServicer):
 
     ROUTE = pb.RouteResponse(
         decision_id="00000000-0000-0000-0000-000000000000",
-        classification=pb.ClassifyResponse(complexity=1, task_type=2, score=0.1, confidence=0.7,
-                                           classifier="echo", features={"word_count": 7.0}),
-        selected=pb.Candidate(model="tiny", provider="budget", estimated_cost_usd=2e-5,
-                              estimated_latency_ms=200, quality=0.4),
-        fallbacks=[pb.Candidate(model="large", provider="premium", estimated_cost_usd=1e-3,
-                                estimated_latency_ms=1500, quality=0.9)],
+        classification=pb.ClassifyResponse(
+            complexity=1,
+            task_type=2,
+            score=0.1,
+            confidence=0.7,
+            classifier="echo",
+            features={"word_count": 7.0},
+        ),
+        selected=pb.Candidate(
+            model="tiny",
+            provider="budget",
+            estimated_cost_usd=2e-5,
+            estimated_latency_ms=200,
+            quality=0.4,
+        ),
+        fallbacks=[
+            pb.Candidate(
+                model="large",
+                provider="premium",
+                estimated_cost_usd=1e-3,
+                estimated_latency_ms=1500,
+                quality=0.9,
+            )
+        ],
         reason="echo",
     )
 
@@ -79,7 +97,9 @@ async def run(kind: str) -> None:
         from modelrouter.testing import TEST_CONFIG, fake_provider_plugin
 
         config = load_config(sys.argv[2]) if len(sys.argv) > 2 else parse_config(TEST_CONFIG)
-        started = await create_server(config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin])
+        started = await create_server(
+            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+        )
         server, port = started.grpc_server, started.port
     print(port, flush=True)
     await server.wait_for_termination()

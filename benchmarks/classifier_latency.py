@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from modelrouter import RoutingRequest
 from modelrouter.evaluation.dataset import load_dataset
 
@@ -27,19 +28,31 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_ARTIFACT = ROOT / "plugins" / "modelrouter_learned" / "mmlu_pro.npz"
 CHAT = [
-    "hi!", "What's the capital of Peru?", "thanks, that helped a lot",
-    "Write a haiku about rain.", "Translate 'see you tomorrow' into German.",
+    "hi!",
+    "What's the capital of Peru?",
+    "thanks, that helped a lot",
+    "Write a haiku about rain.",
+    "Translate 'see you tomorrow' into German.",
     "Can you explain what a hash map is?",
+    "Summarize this: the meeting moved to Friday.",
+    "Write a Python function that reverses a string.",
+    "Why is the sky blue?",
+    "Draft a two-line birthday message for my sister.",
+    "What does HTTP 404 mean?",
+    "Give me three ideas for a weekend trip from Berlin.",
 ]
 
 
-def prompts(n: int, seed: int = 0) -> list[str]:
-    pool = list(CHAT)
-    for name in ("mmlu_pro.jsonl.gz", "gsm8k.jsonl.gz"):
-        if (DATA / name).exists():
-            pool += list(load_dataset(DATA / name, limit=2000).prompts)
+def prompt_sets(n: int, seed: int = 0) -> dict[str, list[str]]:
+    """``n`` prompts per set: short chat turns, GSM8K problems, MMLU-Pro questions."""
     rng = np.random.default_rng(seed)
-    return [pool[i] for i in rng.integers(len(pool), size=n)]
+    pools = {"chat": CHAT}
+    for label, name in (("gsm8k", "gsm8k.jsonl.gz"), ("mmlu_pro", "mmlu_pro.jsonl.gz")):
+        if (DATA / name).exists():
+            pools[label] = list(load_dataset(DATA / name, limit=2000).prompts)
+    return {
+        label: [pool[i] for i in rng.integers(len(pool), size=n)] for label, pool in pools.items()
+    }
 
 
 def measure(classify: Callable[[RoutingRequest], object], texts: list[str]) -> list[float]:
@@ -62,7 +75,7 @@ def summary(timings: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT)
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=200, help="requests per prompt set")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -70,26 +83,36 @@ def main() -> None:
     from modelrouter_learned import LearnedClassifier
     from modelrouter_rules import RulesClassifier
 
-    texts = prompts(args.requests)
     rules = RulesClassifier()
     embedding = EmbeddingClassifier()
     learned = LearnedClassifier(args.artifact, task_classifier=embedding)
-    results = {
-        "rules": summary(measure(rules.classify_sync, texts)),
-        "embedding": summary(measure(embedding.classify_sync, texts)),
-        "learned": summary(measure(learned.classify_sync, texts)),
+    classifiers = {
+        "rules": rules.classify_sync,
+        "embedding": embedding.classify_sync,
+        "learned": learned.classify_sync,
     }
-    base = results["rules"]["p50_ms"]
-    for row in results.values():
-        row["p50_ratio_to_rules"] = row["p50_ms"] / base
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for label, texts in prompt_sets(args.requests).items():
+        rows = {name: summary(measure(fn, texts)) for name, fn in classifiers.items()}
+        base = rows["rules"]["p50_ms"]
+        for row in rows.values():
+            row["p50_ratio_to_rules"] = row["p50_ms"] / base
+        rows["prompt_chars"] = {"mean": float(np.mean([len(t) for t in texts]))}
+        results[label] = rows
     if args.json:
         print(json.dumps(results))
         return
-    print(f"{len(texts)} requests, mean prompt {np.mean([len(t) for t in texts]):.0f} chars")
-    print(f"{'classifier':12s} {'p50 ms':>9s} {'p99 ms':>9s} {'p50 / rules':>12s}")
-    for name, row in results.items():
-        print(f"{name:12s} {row['p50_ms']:9.3f} {row['p99_ms']:9.3f} "
-              f"{row['p50_ratio_to_rules']:12.1f}")
+    print(
+        f"{'prompts':9s} {'chars':>6s} {'classifier':10s} {'p50 ms':>8s} {'p99 ms':>8s} "
+        f"{'p50/rules':>10s}"
+    )
+    for label, rows in results.items():
+        for name in classifiers:
+            row = rows[name]
+            print(
+                f"{label:9s} {rows['prompt_chars']['mean']:6.0f} {name:10s} "
+                f"{row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['p50_ratio_to_rules']:10.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 COMPLETION = {
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                 "finish_reason": "stop", "logprobs": None}],
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "bench",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "ok"},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ],
     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
 }
 
@@ -117,14 +126,18 @@ quality = 0.9
 """)
 
     async def main() -> None:
-        server = await create_server(config, host="127.0.0.1", port=0, environ={"BENCH_KEY": "sk-bench"})
+        server = await create_server(
+            config, host="127.0.0.1", port=0, environ={"BENCH_KEY": "sk-bench"}
+        )
         ports.put(server.port)
         await server.wait_for_termination()
 
     eventloop.run(main())
 
 
-async def measure(call: Callable[[], Awaitable[object]], requests: int, concurrency: int) -> list[float]:
+async def measure(
+    call: Callable[[], Awaitable[object]], requests: int, concurrency: int
+) -> list[float]:
     for _ in range(min(20, requests)):  # warm connections and caches
         await call()
     latencies: list[float] = []
@@ -163,16 +176,20 @@ async def bench(upstream_url: str, router_port: int, requests: int) -> None:
     async def routed() -> object:
         return await stub.Execute(request, timeout=10)
 
-    print(f"{'concurrency':>11} {'direct p50':>10} {'p99':>7} {'execute p50':>11} {'p99':>7} "
-          f"{'added p50':>9} {'added p99':>9} {'ratio p50':>9}")
+    print(
+        f"{'concurrency':>11} {'direct p50':>10} {'p99':>7} {'execute p50':>11} {'p99':>7} "
+        f"{'added p50':>9} {'added p99':>9} {'ratio p50':>9}"
+    )
     for concurrency in (1, 64):
         n = requests if concurrency == 1 else requests * 4
         base = await measure(direct, n, concurrency)
         through = await measure(routed, n, concurrency)
         b50, b99 = percentile(base, 50), percentile(base, 99)
         t50, t99 = percentile(through, 50), percentile(through, 99)
-        print(f"{concurrency:>11} {b50:>8.2f}ms {b99:>5.2f}ms {t50:>9.2f}ms {t99:>5.2f}ms "
-              f"{t50 - b50:>7.2f}ms {t99 - b99:>7.2f}ms {t50 / b50:>9.3f}")
+        print(
+            f"{concurrency:>11} {b50:>8.2f}ms {b99:>5.2f}ms {t50:>9.2f}ms {t99:>5.2f}ms "
+            f"{t50 - b50:>7.2f}ms {t99 - b99:>7.2f}ms {t50 / b50:>9.3f}"
+        )
     await channel.close()
     await client.close()
 
@@ -184,7 +201,9 @@ def main() -> None:
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     ports = context.Queue()
-    upstream = context.Process(target=run_upstream, args=(args.latency_ms / 1000, ports), daemon=True)
+    upstream = context.Process(
+        target=run_upstream, args=(args.latency_ms / 1000, ports), daemon=True
+    )
     upstream.start()
     upstream_url = f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
     router = context.Process(target=run_router, args=(upstream_url, ports), daemon=True)

@@ -38,8 +38,10 @@ from modelrouter.v1 import router_pb2_grpc
 HERE = Path(__file__).parent
 PROMPTS = [
     "What is the capital of France?",
-    "Summarize the following paragraph in two sentences: " + "The committee met to discuss the budget. " * 8,
-    "Write a Python function that merges two sorted lists, then explain its complexity step by step.",
+    "Summarize the following paragraph in two sentences: "
+    + "The committee met to discuss the budget. " * 8,
+    "Write a Python function that merges two sorted lists, "
+    "then explain its complexity step by step.",
     "Prove that the square root of 2 is irrational.",
     "Translate 'where is the train station' into German.",
     "Hi there! How are you today?",
@@ -61,8 +63,12 @@ def resident_mb(pid: int) -> float:
     return float("nan")
 
 
-async def load(port: int, call: Callable[[router_pb2_grpc.ModelRouterStub, int], object],
-               requests: int, concurrency: int) -> dict[str, float]:
+async def load(
+    port: int,
+    call: Callable[[router_pb2_grpc.ModelRouterStub, int], object],
+    requests: int,
+    concurrency: int,
+) -> dict[str, float]:
     latencies: list[float] = []
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = router_pb2_grpc.ModelRouterStub(channel)
@@ -98,13 +104,18 @@ def route(stub: router_pb2_grpc.ModelRouterStub, i: int) -> object:
 
 def classify(stub: router_pb2_grpc.ModelRouterStub, i: int) -> object:
     prompt = PROMPTS[i % len(PROMPTS)]
-    return stub.Classify(pb.ClassifyRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)]))
+    return stub.Classify(
+        pb.ClassifyRequest(messages=[pb.Message(role=pb.ROLE_USER, content=prompt)])
+    )
 
 
-def report(name: str, result: dict[str, float], baseline: dict[str, float],
-           against: str = "echo") -> None:
-    print(f"{name:<18} {result['rps']:>8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-          f"p99 {result['p99_ms']:6.2f} ms  ratio to {against} {result['rps'] / baseline['rps']:.2f}")
+def report(
+    name: str, result: dict[str, float], baseline: dict[str, float], against: str = "echo"
+) -> None:
+    print(
+        f"{name:<18} {result['rps']:>8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+        f"p99 {result['p99_ms']:6.2f} ms  ratio to {against} {result['rps'] / baseline['rps']:.2f}"
+    )
 
 
 async def main() -> None:
@@ -120,7 +131,10 @@ async def main() -> None:
     echo, echo_port = start_server("echo")
     router, router_port = start_server("router", *([args.config] if args.config else []))
     cases: dict[str, list[dict[str, float]]] = {
-        "echo Route": [], "router Route": [], "echo Classify": [], "router Classify": []
+        "echo Route": [],
+        "router Route": [],
+        "echo Classify": [],
+        "router Classify": [],
     }
     try:
         for _ in range(args.rounds):
@@ -137,16 +151,22 @@ async def main() -> None:
             process.kill()
             process.wait()
     echo_route, routed, echo_classify, classified = (median(r) for r in cases.values())
-    ratios = [r["rps"] / e["rps"] for r, e in zip(cases["router Route"], cases["echo Route"], strict=True)]
-    print(f"{args.requests} requests per case, concurrency {args.concurrency}, rules classifier, "
-          f"median of {args.rounds} alternating rounds")
+    ratios = [
+        r["rps"] / e["rps"] for r, e in zip(cases["router Route"], cases["echo Route"], strict=True)
+    ]
+    print(
+        f"{args.requests} requests per case, concurrency {args.concurrency}, rules classifier, "
+        f"median of {args.rounds} alternating rounds"
+    )
     report("echo Route", echo_route, echo_route)
     report("router Route", routed, echo_route)
     report("echo Classify", echo_classify, echo_classify)
     report("router Classify", classified, echo_classify)
     print(f"router resident memory after the run: {rss:.1f} MB (target < 150 MB)")
-    print(f"Route throughput ratio: {routed['rps'] / echo_route['rps']:.2f} (target >= 0.70); "
-          f"per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(
+        f"Route throughput ratio: {routed['rps'] / echo_route['rps']:.2f} (target >= 0.70); "
+        f"per round: {', '.join(f'{r:.2f}' for r in ratios)}"
+    )
     await compare_telemetry(args.requests, args.concurrency, args.rounds)
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from modelrouter.evaluation.metrics import aiq, apgr, cpt, quality_cost_hull
 from modelrouter.evaluation.sweep import choose_min_quality, choose_wtp, sweep
 

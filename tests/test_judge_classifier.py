@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
 from modelrouter import (
     Classification,
     Classifier,
@@ -60,8 +61,9 @@ class FixedRules(Classifier):
 
     async def classify(self, request: RoutingRequest) -> Classification:
         self.calls += 1
-        return Classification(Complexity.MODERATE, TaskType.QA, self.score, 0.6, self.name,
-                              {"word_count": 3.0})
+        return Classification(
+            Complexity.MODERATE, TaskType.QA, self.score, 0.6, self.name, {"word_count": 3.0}
+        )
 
 
 REQUEST = RoutingRequest.from_prompt("Prove that there are infinitely many primes.")
@@ -72,8 +74,7 @@ def classify(clf: Classifier) -> Classification:
 
 
 def test_judge_verdict_sets_tier_task_and_band_midpoint_score() -> None:
-    provider = FakeProvider('{"complexity": "expert", "task_type": "REASONING", '
-                            '"confidence": 0.9}')
+    provider = FakeProvider('{"complexity": "expert", "task_type": "REASONING", "confidence": 0.9}')
     result = classify(JudgeClassifier(provider, "cheap-model", fallback=FixedRules(0.5)))
     assert (result.complexity, result.task_type) == (Complexity.EXPERT, TaskType.REASONING)
     assert result.score == pytest.approx(0.875)
@@ -121,10 +122,10 @@ def test_judge_default_fallback_is_the_rules_classifier() -> None:
     assert "word_count" in result.features  # a rules feature
 
 
-@pytest.mark.parametrize(("score", "judged"), [(0.1, False), (0.3, True), (0.55, True),
-                                               (0.7, True), (0.9, False)])
-def test_cascade_consults_the_judge_only_in_the_ambiguous_band(score: float,
-                                                               judged: bool) -> None:
+@pytest.mark.parametrize(
+    ("score", "judged"), [(0.1, False), (0.3, True), (0.55, True), (0.7, True), (0.9, False)]
+)
+def test_cascade_consults_the_judge_only_in_the_ambiguous_band(score: float, judged: bool) -> None:
     provider = FakeProvider('{"complexity": "COMPLEX", "task_type": "CODE"}')
     cascade = CascadeClassifier(JudgeClassifier(provider, "m"), rules=FixedRules(score))
     result = classify(cascade)
@@ -137,8 +138,9 @@ def test_cascade_consults_the_judge_only_in_the_ambiguous_band(score: float,
 
 def test_cascade_band_is_configurable_and_keeps_rules_when_the_judge_fails() -> None:
     provider = FakeProvider("garbage")
-    cascade = CascadeClassifier(JudgeClassifier(provider, "m"), rules=FixedRules(0.9),
-                                band=(0.8, 1.0))
+    cascade = CascadeClassifier(
+        JudgeClassifier(provider, "m"), rules=FixedRules(0.9), band=(0.8, 1.0)
+    )
     result = classify(cascade)
     assert len(provider.calls) == 1
     assert result.score == pytest.approx(0.9) and result.features["judge_fallback"] == 1.0
@@ -149,9 +151,65 @@ def test_cascade_rejects_an_inverted_band() -> None:
         CascadeClassifier(JudgeClassifier(FakeProvider(), "m"), band=(0.7, 0.3))
 
 
-def test_judge_hook_registers_nothing_without_configured_wiring() -> None:
+def test_judge_hook_registers_nothing_without_configuration() -> None:
     import modelrouter_judge
+    from modelrouter import PluginContext
 
     registered: list[Classifier] = []
-    modelrouter_judge.register_classifiers(registered.append)
+    modelrouter_judge.register_classifiers(registered.append, PluginContext())
     assert registered == []
+
+
+JUDGE_CONFIG = """
+[classifiers.llm-judge]
+model = "small-coder"
+timeout_s = 1.0
+
+[classifiers.cascade]
+band = [0.0, 1.0]
+"""
+
+
+async def test_configured_judge_asks_a_catalog_model_through_the_server(
+    modelrouter_server_factory,
+) -> None:
+    import grpc
+
+    from modelrouter.config import parse_config
+    from modelrouter.testing import TEST_CONFIG
+    from modelrouter.testing import FakeProvider as ServerFakeProvider
+    from modelrouter.v1 import router_pb2 as pb
+    from modelrouter.v1 import router_pb2_grpc
+
+    server = await modelrouter_server_factory(parse_config(TEST_CONFIG + JUDGE_CONFIG))
+    verdict = '{"complexity": "EXPERT", "task_type": "REASONING", "confidence": 0.9}'
+    ServerFakeProvider.enqueue("budget", verdict, "no json here")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        plugins = await stub.ListPlugins(pb.ListPluginsRequest())
+        assert {"llm-judge", "cascade"} <= set(plugins.classifiers)
+        messages = [pb.Message(role=pb.ROLE_USER, content="hi")]
+        judged = await stub.Route(
+            pb.RouteRequest(messages=messages, constraints=pb.Constraints(classifier="llm-judge"))
+        )
+        fallen_back = await stub.Classify(
+            pb.ClassifyRequest(messages=messages, constraints=pb.Constraints(classifier="cascade"))
+        )
+    assert judged.classification.complexity == pb.COMPLEXITY_EXPERT
+    assert judged.classification.task_type == pb.TASK_TYPE_REASONING
+    assert judged.selected.model == "large"
+    assert fallen_back.features["judge_fallback_malformed"] == 1.0
+    # Both judge calls went to the configured model's upstream id, through its provider.
+    assert [call.model for _, call in ServerFakeProvider.history] == ["small-coder"] * 2
+
+
+async def test_unknown_judge_model_stops_startup_naming_the_key(modelrouter_server_factory) -> None:
+    from modelrouter.config import parse_config
+    from modelrouter.errors import ConfigError
+    from modelrouter.testing import TEST_CONFIG
+
+    config = parse_config(TEST_CONFIG + JUDGE_CONFIG.replace("small-coder", "gpt-9"), source="c")
+    with pytest.raises(
+        ConfigError, match=r"classifiers\.llm-judge\.model: expected a catalog model"
+    ):
+        await modelrouter_server_factory(config)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from modelrouter import Classifier, RoutingRequest, cli_learning
+
+from modelrouter import Classifier, PluginContext, RoutingRequest
+from modelrouter.cli import main as modelrouter_cli
 from modelrouter.evaluation.dataset import RoutingDataset, load_dataset, split_dataset
 from modelrouter.evaluation.report import evaluate
 from modelrouter.learning import (
@@ -37,18 +39,31 @@ def _synthetic(n: int = 400, seed: int = 1) -> RoutingDataset:
     rng = np.random.default_rng(seed)
     hard = rng.random(n) < 0.4
     topics = np.where(hard, "integral", "sunshine")  # same length: no length signal
-    prompts = tuple(f"question {i} about the {t} of item {rng.integers(1000)}"
-                    for i, t in enumerate(topics))
+    prompts = tuple(
+        f"question {i} about the {t} of item {rng.integers(1000)}" for i, t in enumerate(topics)
+    )
     quality = np.stack([np.where(hard, 0.0, 1.0), np.ones(n)], axis=1)
     cost = np.tile([1e-5, 1e-3], (n, 1))
-    return RoutingDataset(ids=tuple(map(str, range(n))), prompts=prompts,
-                          categories=("x",) * n, models=("cheap", "strong"),
-                          quality=quality, cost=cost)
+    return RoutingDataset(
+        ids=tuple(map(str, range(n))),
+        prompts=prompts,
+        categories=("x",) * n,
+        models=("cheap", "strong"),
+        quality=quality,
+        cost=cost,
+    )
 
 
 def _train(data: RoutingDataset, embedder: HashingEmbedder) -> QualityModel:
-    return train_quality_model(data.prompts, embedder.embed(data.prompts), data.quality,
-                               data.cost, data.models, embedder.name, c=1.0)
+    return train_quality_model(
+        data.prompts,
+        embedder.embed(data.prompts),
+        data.quality,
+        data.cost,
+        data.models,
+        embedder.name,
+        c=1.0,
+    )
 
 
 def test_learned_router_beats_length_and_zero_when_the_signal_is_in_the_words() -> None:
@@ -70,10 +85,14 @@ def test_artifact_round_trip_gives_identical_predictions(tmp_path: Path) -> None
     loaded = QualityModel.load(path)
     vectors = embedder.embed(data.prompts[:20])
     assert loaded.models == data.models
-    np.testing.assert_allclose(loaded.predict_quality(vectors, data.prompts[:20]),
-                               model.predict_quality(vectors, data.prompts[:20]), atol=1e-6)
-    np.testing.assert_allclose(loaded.predict_cost(data.prompts[:20]),
-                               model.predict_cost(data.prompts[:20]))
+    np.testing.assert_allclose(
+        loaded.predict_quality(vectors, data.prompts[:20]),
+        model.predict_quality(vectors, data.prompts[:20]),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        loaded.predict_cost(data.prompts[:20]), model.predict_cost(data.prompts[:20])
+    )
 
 
 def test_loading_something_else_than_an_artifact_fails_clearly(tmp_path: Path) -> None:
@@ -88,11 +107,24 @@ def test_eval_cli_reports_aiq_and_pair_metrics_and_draws_the_plot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plot = tmp_path / "curves.png"
-    status = cli_learning.main([
-        "eval", "--data", str(GSM8K), "--limit", "300", "--router", "learned,length,knn",
-        "--embedder", "hashing:128", "--cache-dir", str(tmp_path / "cache"),
-        "--json", "--plot", str(plot),
-    ])
+    status = modelrouter_cli(
+        [
+            "eval",
+            "--data",
+            str(GSM8K),
+            "--limit",
+            "300",
+            "--router",
+            "learned,length,knn",
+            "--embedder",
+            "hashing:128",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--json",
+            "--plot",
+            str(plot),
+        ]
+    )
     assert status == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["aiq"]) >= {"router", "zero", "oracle"}
@@ -109,11 +141,27 @@ def test_train_cli_artifact_is_used_as_is_by_eval(
 ) -> None:
     artifact = tmp_path / "a.npz"
     common = ["--embedder", "hashing:64", "--cache-dir", "none", "--limit", "200"]
-    assert cli_learning.main(["train", "--data", str(MMLU), "--out", str(artifact), "--c", "1",
-                              *common]) == 0
+    assert (
+        modelrouter_cli(["train", "--data", str(MMLU), "--out", str(artifact), "--c", "1", *common])
+        == 0
+    )
     capsys.readouterr()
-    assert cli_learning.main(["eval", "--train", str(MMLU), "--test", str(MMLU), "--artifact",
-                              str(artifact), "--json", *common]) == 0
+    assert (
+        modelrouter_cli(
+            [
+                "eval",
+                "--train",
+                str(MMLU),
+                "--test",
+                str(MMLU),
+                "--artifact",
+                str(artifact),
+                "--json",
+                *common,
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     # Evaluated on its own training data the learned router must at least match the zero router.
     assert out["aiq"]["router"] >= out["aiq"]["zero"] - 1e-9
@@ -145,6 +193,7 @@ def test_knn_router_predicts_neighbours_mean_quality() -> None:
 
 # --- the `learned` classifier plugin -------------------------------------------------------
 
+
 def test_learned_classifier_returns_per_model_quality_and_consistent_tier(tmp_path: Path) -> None:
     from modelrouter_learned import LearnedClassifier
 
@@ -171,8 +220,14 @@ def test_learned_classifier_reloads_when_the_artifact_changes(tmp_path: Path) ->
     request = RoutingRequest.from_prompt("about the integral of item 3")
     before = clf.classify_sync(request).predicted_quality["cheap"]
     flipped = _synthetic()
-    flipped = RoutingDataset(flipped.ids, flipped.prompts, flipped.categories, flipped.models,
-                             1.0 - flipped.quality, flipped.cost)
+    flipped = RoutingDataset(
+        flipped.ids,
+        flipped.prompts,
+        flipped.categories,
+        flipped.models,
+        1.0 - flipped.quality,
+        flipped.cost,
+    )
     _train(flipped, embedder).save(path)
     os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))  # coarse-mtime filesystems
     after = clf.classify_sync(request).predicted_quality["cheap"]
@@ -186,13 +241,17 @@ def test_learned_hook_registers_only_with_an_artifact_configured(
 
     registered: list[Classifier] = []
     monkeypatch.delenv(modelrouter_learned.ARTIFACT_ENV, raising=False)
-    modelrouter_learned.register_classifiers(registered.append)
+    modelrouter_learned.register_classifiers(registered.append, PluginContext())
     assert registered == []
     path = tmp_path / "r.npz"
     _train(_synthetic(), HashingEmbedder(64)).save(path)
+    # From the configuration's [classifiers.learned] table...
+    configured = PluginContext({"learned": {"artifact": str(path)}})
+    modelrouter_learned.register_classifiers(registered.append, configured)
+    # ... or from the environment.
     monkeypatch.setenv(modelrouter_learned.ARTIFACT_ENV, str(path))
-    modelrouter_learned.register_classifiers(registered.append)
-    assert [c.name for c in registered] == ["learned"]
+    modelrouter_learned.register_classifiers(registered.append, PluginContext())
+    assert [c.name for c in registered] == ["learned", "learned"]
 
 
 def test_learned_hook_names_the_extra_when_minilm_is_missing(
@@ -207,7 +266,7 @@ def test_learned_hook_names_the_extra_when_minilm_is_missing(
     monkeypatch.setenv(modelrouter_learned.ARTIFACT_ENV, str(path))
     monkeypatch.setattr(modelrouter_learned, "extra_installed", lambda: False)
     with pytest.raises(ImportError, match=r"modelrouter\[learned\]"):
-        modelrouter_learned.register_classifiers(lambda c: None)
+        modelrouter_learned.register_classifiers(lambda c: None, PluginContext())
 
 
 def test_minilm_embedder_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,11 +276,46 @@ def test_minilm_embedder_without_the_extra_names_it(monkeypatch: pytest.MonkeyPa
 
 
 def test_importing_modelrouter_and_the_plugins_does_not_import_torch() -> None:
-    code = ("import sys, modelrouter, modelrouter.learning, modelrouter.evaluation, "
-            "modelrouter.cli_learning, modelrouter_learned, modelrouter_embedding, "
-            "modelrouter_judge; "
-            "heavy = {'torch', 'sentence_transformers', 'sklearn', 'matplotlib'} & "
-            "set(sys.modules); print(sorted(heavy)); sys.exit(1 if heavy else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    code = (
+        "import sys, modelrouter, modelrouter.learning, modelrouter.evaluation, "
+        "modelrouter.learning.commands, modelrouter_learned, modelrouter_embedding, "
+        "modelrouter_judge; "
+        "heavy = {'torch', 'sentence_transformers', 'sklearn', 'matplotlib'} & "
+        "set(sys.modules); print(sorted(heavy)); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_regularisation_is_chosen_by_held_out_routing_aiq() -> None:
+    from modelrouter.learning.quality_model import C_GRID
+
+    data = _synthetic(200)
+    embedder = HashingEmbedder(64)
+    model = train_quality_model(
+        data.prompts,
+        embedder.embed(data.prompts),
+        data.quality,
+        data.cost,
+        data.models,
+        embedder.name,
+    )
+    scores = model.meta["c_selection_aiq"]
+    assert isinstance(scores, dict) and set(scores) == {str(c) for c in C_GRID}
+    assert scores[str(model.meta["c"])] == max(scores.values())
+
+
+def test_learned_classifier_keeps_serving_when_the_artifact_disappears(tmp_path: Path) -> None:
+    from modelrouter_learned import LearnedClassifier
+
+    path = tmp_path / "r.npz"
+    _train(_synthetic(), HashingEmbedder(64)).save(path)
+    clf = LearnedClassifier(path, use_task_classifier=False)
+    path.unlink()
+    result = clf.classify_sync(RoutingRequest.from_prompt("about the integral of item 3"))
+    assert set(result.predicted_quality) == {"cheap", "strong"}

@@ -395,6 +395,8 @@ def test_plugin_manager_collects_the_rules_classifier_through_the_hook() -> None
     manager.check_pending()
     registered: list[Classifier] = []
 
-    manager.hook.register_classifiers(register=registered.append)
+    manager.hook.register_classifiers(
+        register=registered.append, context=modelrouter.PluginContext()
+    )
 
     assert [c.name for c in registered] == ["rules"]

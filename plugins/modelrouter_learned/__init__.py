@@ -1,6 +1,7 @@
 """The ``learned`` classifier: per-model quality predicted from the prompt by a trained model.
 
-It loads an artifact written by ``modelrouter train`` (path from the constructor or the
+It loads an artifact written by ``modelrouter train`` (path from the constructor, from
+``artifact`` in the ``[classifiers.learned]`` table of the configuration, or from the
 ``MODELROUTER_LEARNED_ARTIFACT`` environment variable), and reloads it when the file's
 modification time changes, so a retrained artifact can be swapped in (write it elsewhere and
 rename it over the old one) without a restart.
@@ -19,20 +20,26 @@ For each request it embeds the last user turn (in a worker thread) and returns:
 The hook registers the classifier only when an artifact is configured. A configured artifact
 whose embedder needs the ``learned`` extra raises ImportError naming the extra if it is
 missing. The artifact's model names must match the catalog's model names to be used.
+
+``mmlu_pro.npz`` beside this file is an example artifact (MiniLM, trained on all of the
+shared MMLU-Pro routing data; see docs/evaluation.md). It names that dataset's 12 models.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from modelrouter import (
     Classification,
     Classifier,
+    PluginContext,
     RoutingRequest,
     TaskType,
     hookimpl,
@@ -44,6 +51,8 @@ from modelrouter_embedding import EmbeddingClassifier, extra_installed, tier_for
 __all__ = ["ARTIFACT_ENV", "LearnedClassifier", "register_classifiers"]
 
 ARTIFACT_ENV = "MODELROUTER_LEARNED_ARTIFACT"
+
+logger = logging.getLogger(__name__)
 
 
 class LearnedClassifier(Classifier):
@@ -78,7 +87,14 @@ class LearnedClassifier(Classifier):
         self._reload_if_changed()
 
     def _reload_if_changed(self) -> None:
-        mtime = self.path.stat().st_mtime_ns
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:
+            if self._mtime_ns is None:
+                raise
+            # Mid-swap or removed: keep serving the model already loaded.
+            logger.warning("artifact %s unreadable; keeping the loaded model", self.path)
+            return
         if mtime == self._mtime_ns:
             return
         with self._lock:
@@ -88,11 +104,16 @@ class LearnedClassifier(Classifier):
             embedder = self._given_embedder
             if embedder is None:
                 same = getattr(self, "embedder", None)
-                embedder = same if same is not None and same.name == model.embedder \
+                embedder = (
+                    same
+                    if same is not None and same.name == model.embedder
                     else embedder_from_name(model.embedder)
+                )
             if embedder.name != model.embedder:
-                raise ValueError(f"{self.path}: artifact was trained with embedder "
-                                 f"{model.embedder!r}, not {embedder.name!r}")
+                raise ValueError(
+                    f"{self.path}: artifact was trained with embedder "
+                    f"{model.embedder!r}, not {embedder.name!r}"
+                )
             self.model, self.embedder, self._mtime_ns = model, embedder, mtime
 
     def _task_for(self, vector: np.ndarray) -> tuple[TaskType, float]:
@@ -120,8 +141,9 @@ class LearnedClassifier(Classifier):
         difficulty = float(np.clip(1.0 - quality.mean(), 0.0, 1.0))
         task, _ = self._task_for(vector[0])
         features = {"difficulty": difficulty}
-        features.update((f"predicted_cost_usd.{m}", float(c))
-                        for m, c in zip(model.models, cost, strict=True))
+        features.update(
+            (f"predicted_cost_usd.{m}", float(c)) for m, c in zip(model.models, cost, strict=True)
+        )
         return Classification(
             complexity=tier_for_score(difficulty),
             task_type=task,
@@ -134,8 +156,11 @@ class LearnedClassifier(Classifier):
 
 
 @hookimpl
-def register_classifiers(register: Callable[[Classifier], None]) -> None:
-    path = os.environ.get(ARTIFACT_ENV)
+def register_classifiers(register: Callable[[Classifier], None], context: PluginContext) -> None:
+    artifact = context.options("learned").get("artifact")
+    if artifact is not None and not isinstance(artifact, str):
+        raise ValueError(f"classifiers.learned.artifact: expected a path, got {artifact!r}")
+    path = artifact or os.environ.get(ARTIFACT_ENV)
     if not path:
         return
     classifier = LearnedClassifier(path)

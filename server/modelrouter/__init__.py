@@ -11,12 +11,13 @@ from .base import (
     Classifier,
     Completion,
     CompletionChunk,
+    PluginContext,
     Provider,
     ProviderCall,
     ProviderSettings,
     Usage,
 )
-from .errors import ProviderError, RouterError
+from .errors import ModelUnavailable, ProviderError, RouterError
 from .types import (
     Classification,
     Complexity,
@@ -37,6 +38,8 @@ __all__ = [
     "Complexity",
     "Constraints",
     "Message",
+    "ModelUnavailable",
+    "PluginContext",
     "Provider",
     "ProviderCall",
     "ProviderError",

@@ -7,7 +7,7 @@ A plugin registers instances (classifiers) or classes (providers) through the ho
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from .types import Classification, Message, RoutingRequest
@@ -80,6 +80,44 @@ class CompletionChunk:
     usage: Usage | None = None
     model: str | None = None
     finish_reason: str | None = None
+
+
+class PluginContext:
+    """What the server offers plugins when they register.
+
+    ``options(name)`` is the ``[classifiers.NAME]`` table of the configuration, as given
+    (empty when absent): plugins validate their own options. ``require_model`` declares that
+    the plugin will call a catalog model; the server checks the name when it has built the
+    catalog and refuses to start on an unknown one. ``provider_for`` resolves a catalog
+    model to its provider and upstream model id; it works only after startup, so call it
+    from ``classify``, never from a hook.
+    """
+
+    def __init__(self, options: Mapping[str, Mapping[str, object]] | None = None) -> None:
+        self._options = options or {}
+        self._required: dict[str, str] = {}
+        self._resolve: Callable[[str], tuple[Provider, str]] | None = None
+
+    def options(self, name: str) -> Mapping[str, object]:
+        return self._options.get(name, {})
+
+    def require_model(self, model: str, *, key: str) -> None:
+        """Declare that setting ``key`` (say ``classifiers.llm-judge.model``) names ``model``."""
+        self._required[key] = model
+
+    @property
+    def required_models(self) -> Mapping[str, str]:
+        return dict(self._required)
+
+    def bind(self, resolve: Callable[[str], tuple[Provider, str]]) -> None:
+        """Called by the server once the catalog exists."""
+        self._resolve = resolve
+
+    def provider_for(self, model: str) -> tuple[Provider, str]:
+        """(provider, upstream model id) of a catalog model; raises ``ModelUnavailable``."""
+        if self._resolve is None:
+            raise RuntimeError("provider_for is available once the server has started")
+        return self._resolve(model)
 
 
 class Provider(abc.ABC):

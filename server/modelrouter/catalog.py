@@ -90,6 +90,11 @@ class Catalog:
             problem = self.breaker.open_reason(model.name)
         return problem
 
+    def resolve(self, name: str) -> tuple[Provider, str]:
+        """(provider, upstream model id) of catalog model ``name``, for plugins that call models."""
+        model = self.get(name)
+        return self.provider_for(model), model.upstream_model
+
     def cooling_reason(self, model: ModelSpec) -> str | None:
         """Why ``model`` is skipped for now only (its circuit is open), or ``None``."""
         return self.breaker.open_reason(model.name) if self.breaker is not None else None

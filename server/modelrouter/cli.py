@@ -95,9 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feedback.set_defaults(run=_feedback)
 
-    from .state.commands import add_commands
+    from .learning.commands import add_commands as add_learning_commands
+    from .state.commands import add_commands as add_state_commands
 
-    add_commands(commands)
+    add_state_commands(commands)
+    add_learning_commands(commands)
     return parser
 
 

@@ -11,19 +11,21 @@ from collections.abc import Callable
 
 import pluggy
 
-from .base import Classifier, Provider
+from .base import Classifier, PluginContext, Provider
 
 hookspec = pluggy.HookspecMarker("modelrouter")
 
 
 @hookspec
-def register_classifiers(register: Callable[[Classifier], None]) -> None:
+def register_classifiers(register: Callable[[Classifier], None], context: PluginContext) -> None:
     """Register request classifiers.
 
     Called once at startup. ``register`` takes a :class:`modelrouter.Classifier` instance;
     its ``name`` must be unique across all plugins and is what callers pass as
     ``Constraints.classifier``. Registering a name twice is reported as a load error of the
-    second plugin. Returns nothing.
+    second plugin. ``context`` (a :class:`modelrouter.PluginContext`; implementations may
+    leave the argument out) gives the plugin its ``[classifiers.NAME]`` options and, once
+    the server runs, the catalog's models. Returns nothing.
     """
 
 

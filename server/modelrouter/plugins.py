@@ -19,7 +19,7 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
-from .base import Classifier, Provider
+from .base import Classifier, PluginContext, Provider
 from .errors import ConfigError
 
 ENTRY_POINT_GROUP = "modelrouter"
@@ -59,7 +59,12 @@ def build_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def load_plugins(extra_plugins: Iterable[object] = (), *, strict: bool = False) -> PluginRegistry:
+def load_plugins(
+    extra_plugins: Iterable[object] = (),
+    *,
+    strict: bool = False,
+    context: PluginContext | None = None,
+) -> PluginRegistry:
     """Load every allowed entry-point plugin plus ``extra_plugins`` (objects or modules).
 
     ``extra_plugins`` is how tests and embedders add plugins without installing a
@@ -67,6 +72,7 @@ def load_plugins(extra_plugins: Iterable[object] = (), *, strict: bool = False) 
     """
     pm = build_plugin_manager()
     registry = PluginRegistry()
+    context = context or PluginContext()
     allowlist = _allowlist()
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if allowlist is not None and entry_point.name not in allowlist:
@@ -82,10 +88,10 @@ def load_plugins(extra_plugins: Iterable[object] = (), *, strict: bool = False) 
         except Exception as exc:  # a plugin's import may fail in any way
             _record_failure(registry, info, f"import failed: {type(exc).__name__}: {exc}", strict)
             continue
-        _register(pm, registry, plugin, info, strict)
+        _register(pm, registry, plugin, info, strict, context)
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        _register(pm, registry, plugin, PluginInfo(name=name), strict)
+        _register(pm, registry, plugin, PluginInfo(name=name), strict, context)
     return registry
 
 
@@ -102,6 +108,7 @@ def _register(
     plugin: object,
     info: PluginInfo,
     strict: bool,
+    context: PluginContext,
 ) -> None:
     try:
         pm.register(plugin, name=info.name)
@@ -120,7 +127,9 @@ def _register(
     # Call the hooks of this plugin alone, so that what it registers is attributed to it.
     others = [p for p in pm.get_plugins() if p is not plugin]
     try:
-        pm.subset_hook_caller("register_classifiers", others)(register=classifiers.append)
+        pm.subset_hook_caller("register_classifiers", others)(
+            register=classifiers.append, context=context
+        )
         pm.subset_hook_caller("register_providers", others)(register=provider_types.append)
         _validate(registry, classifiers, provider_types)
     except Exception as exc:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import eventloop
+from .base import PluginContext
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import ConfigError
@@ -89,7 +90,8 @@ async def create_server(
     reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and ``meter_provider``
     replace the exporters ``[telemetry]`` would build (tests pass in-memory ones).
     """
-    registry = load_plugins(plugins, strict=config.server.strict_plugins)
+    context = PluginContext(config.classifiers)
+    registry = load_plugins(plugins, strict=config.server.strict_plugins, context=context)
     if config.routing.default_classifier not in registry.classifiers:
         loaded = ", ".join(sorted(registry.classifiers)) or "none"
         raise ConfigError(
@@ -97,6 +99,13 @@ async def create_server(
             f"is not a loaded classifier (loaded: {loaded})"
         )
     catalog = Catalog(config, registry.provider_types, environ)
+    for key, model in context.required_models.items():
+        if model not in catalog.models:
+            raise ConfigError(
+                f"{config.source}: {key}: expected a catalog model "
+                f"({', '.join(catalog.models)}), got {model!r}"
+            )
+    context.bind(catalog.resolve)
     state = await open_state(config)
     built = build_providers(config.telemetry, os.environ if environ is None else environ)
     telemetry = Telemetry(
@@ -115,7 +124,10 @@ async def create_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         # Telemetry first, so that calls the auth interceptor rejects are traced too.
-        interceptors=[telemetry.interceptor(SERVICE_NAME), AuthInterceptor(state.auth, [SERVICE_NAME])],
+        interceptors=[
+            telemetry.interceptor(SERVICE_NAME),
+            AuthInterceptor(state.auth, [SERVICE_NAME]),
+        ],
     )
     executor = Executor(
         catalog,
@@ -159,7 +171,9 @@ async def create_server(
     )
 
 
-async def _serve(config: Config, host: str | None, port: int | None, reuse_port: bool = False) -> None:
+async def _serve(
+    config: Config, host: str | None, port: int | None, reuse_port: bool = False
+) -> None:
     server = await create_server(config, host=host, port=port, reuse_port=reuse_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

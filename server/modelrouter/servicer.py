@@ -95,7 +95,10 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     ) -> pb.ListModelsResponse:
         catalog = self.router.catalog
         return pb.ListModelsResponse(
-            models=[convert.model_message(m, catalog.unavailable_reason(m)) for m in catalog.models.values()]
+            models=[
+                convert.model_message(m, catalog.unavailable_reason(m))
+                for m in catalog.models.values()
+            ]
         )
 
     @maps_errors
@@ -130,7 +133,11 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
         if self.router.state is None:
             raise NotFound("decision", request.decision_id)
         created = await self.router.state.feedback.submit(
-            tenant, request.decision_id, request.score, request.success, request.comment,
+            tenant,
+            request.decision_id,
+            request.score,
+            request.success,
+            request.comment,
             request.source,
         )
         return pb.SubmitFeedbackResponse(decision_id=request.decision_id, duplicate=not created)
@@ -145,8 +152,11 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
             tenant=tenant,
             windows=[
                 pb.WindowUsage(
-                    window=u.window, limit_usd=u.limit_usd, spent_usd=u.spent_usd,
-                    reserved_usd=u.reserved_usd, remaining_usd=u.remaining_usd,
+                    window=u.window,
+                    limit_usd=u.limit_usd,
+                    spent_usd=u.spent_usd,
+                    reserved_usd=u.reserved_usd,
+                    remaining_usd=u.remaining_usd,
                     resets_at=u.resets_at.isoformat(),
                 )
                 for u in usage

@@ -65,6 +65,7 @@ TOP_LEVEL_TABLES = (
     "auth",
     "adaptive",
     "telemetry",
+    "classifiers",
 )
 
 
@@ -164,6 +165,9 @@ class Config:
     state: StateConfig = field(default_factory=lambda: StateConfig())
     #: Traces, metrics and exporters (``[telemetry]``); OTEL_* variables override it at startup.
     telemetry: TelemetryConfig = field(default_factory=lambda: TelemetryConfig())
+    #: ``[classifiers.NAME]`` tables, passed as given to the plugin providing NAME, which
+    #: validates them (see ``modelrouter.PluginContext.options``).
+    classifiers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -209,7 +213,13 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     execution = _execution(reader, reader.table(data, "execution"))
     state = parse_state(reader, data)
     telemetry = parse_telemetry(reader, reader.table(data, "telemetry"))
-    return Config(server, routing, providers, models, source, execution, state, telemetry)
+    classifiers = {
+        name: reader.table(options, None, f"classifiers.{name}")
+        for name, options in reader.table(data, "classifiers").items()
+    }
+    return Config(
+        server, routing, providers, models, source, execution, state, telemetry, classifiers
+    )
 
 
 def _server(r: Reader, data: dict[str, Any]) -> ServerConfig:

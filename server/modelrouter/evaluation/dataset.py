@@ -87,13 +87,15 @@ def load_dataset(path: str | Path, limit: int | None = None) -> RoutingDataset:
                 scores, costs = row["scores"], row["costs"]
                 prompt = row["prompt"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetError(f"{path}:{lineno}: expected a JSON object with prompt, "
-                                   f"scores and costs ({exc})") from exc
+                raise DatasetError(
+                    f"{path}:{lineno}: expected a JSON object with prompt, scores and costs ({exc})"
+                ) from exc
             if models is None:
                 models = tuple(scores)
             if set(scores) != set(models) or set(costs) != set(models):
-                raise DatasetError(f"{path}:{lineno}: models differ from the first line's "
-                                   f"{sorted(models)}")
+                raise DatasetError(
+                    f"{path}:{lineno}: models differ from the first line's {sorted(models)}"
+                )
             ids.append(str(row.get("id", lineno)))
             prompts.append(str(prompt))
             categories.append(str(row.get("category", "")))

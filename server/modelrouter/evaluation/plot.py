@@ -21,13 +21,23 @@ def plot_report(report: EvalReport, path: str | Path, title: str = "") -> None:
     for result in [*report.routers, report.oracle]:
         hc, hq = quality_cost_hull(result.sweep.costs, result.sweep.qualities)
         style = ":" if result.name == "oracle" else "-"
-        (line,) = ax.plot([*hc, report.max_cost], [*hq, hq[-1]], style,
-                          label=f"{result.name} (AIQ {result.aiq:.3f})")
-        ax.scatter(result.sweep.costs, result.sweep.qualities, s=6, alpha=0.35,
-                   color=line.get_color())
+        (line,) = ax.plot(
+            [*hc, report.max_cost],
+            [*hq, hq[-1]],
+            style,
+            label=f"{result.name} (AIQ {result.aiq:.3f})",
+        )
+        ax.scatter(
+            result.sweep.costs, result.sweep.qualities, s=6, alpha=0.35, color=line.get_color()
+        )
     zc, zq = quality_cost_hull(report.single_cost, report.single_quality)
-    ax.plot([*zc, report.max_cost], [*zq, zq[-1]], "--", color="black",
-            label=f"zero router (AIQ {report.zero_aiq:.3f})")
+    ax.plot(
+        [*zc, report.max_cost],
+        [*zq, zq[-1]],
+        "--",
+        color="black",
+        label=f"zero router (AIQ {report.zero_aiq:.3f})",
+    )
     ax.scatter(report.single_cost, report.single_quality, marker="x", color="black")
     for m, c, q in zip(report.models, report.single_cost, report.single_quality, strict=True):
         ax.annotate(m, (c, q), fontsize=6, xytext=(3, -8), textcoords="offset points")

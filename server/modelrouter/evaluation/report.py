@@ -62,8 +62,7 @@ class EvalReport:
             "test_prompts": self.test_prompts,
             "models": {
                 m: {"mean_cost_usd": float(c), "mean_quality": float(q)}
-                for m, c, q in zip(self.models, self.single_cost, self.single_quality,
-                                   strict=True)
+                for m, c, q in zip(self.models, self.single_cost, self.single_quality, strict=True)
             },
             "curves": {
                 r.name: {"cost": r.sweep.costs.tolist(), "quality": r.sweep.qualities.tolist()}
@@ -79,8 +78,9 @@ class EvalReport:
         return out
 
 
-def _pair_metrics(result: SweepResult, strong_index: int, q_weak: float,
-                  q_strong: float) -> dict[str, float]:
+def _pair_metrics(
+    result: SweepResult, strong_index: int, q_weak: float, q_strong: float
+) -> dict[str, float]:
     share = result.shares[:, strong_index]
     return {
         "apgr": apgr(share, result.qualities, q_weak, q_strong),
@@ -124,10 +124,16 @@ def evaluate(
         strong, weak = test.models[s_idx], test.models[1 - s_idx]
     results = []
     for name, result in sweeps:
-        pair = (_pair_metrics(result, s_idx, float(single_quality[1 - s_idx]),
-                              float(single_quality[s_idx])) if strong else {})
-        results.append(RouterResult(name, result, aiq(result.costs, result.qualities, max_cost),
-                                    pair))
+        pair = (
+            _pair_metrics(
+                result, s_idx, float(single_quality[1 - s_idx]), float(single_quality[s_idx])
+            )
+            if strong
+            else {}
+        )
+        results.append(
+            RouterResult(name, result, aiq(result.costs, result.qualities, max_cost), pair)
+        )
     return EvalReport(
         test_prompts=len(test),
         train_prompts=len(train),
@@ -158,12 +164,17 @@ def format_report(report: EvalReport) -> str:
     lines.append(f"{'zero router (hull of single models)':44s} {report.zero_aiq:7.4f}")
     lines.append(f"{'oracle':44s} {report.oracle.aiq:7.4f}")
     for m, c, q in zip(report.models, report.single_cost, report.single_quality, strict=True):
-        lines.append(f"{'  ' + m:44s} {report.single_aiq[m]:7.4f}   "
-                     f"quality {q:.3f}  cost {c:.3g} USD")
+        lines.append(
+            f"{'  ' + m:44s} {report.single_aiq[m]:7.4f}   quality {q:.3f}  cost {c:.3g} USD"
+        )
     if report.strong is not None:
-        lines += ["", f"strong: {report.strong}  weak: {report.weak}",
-                  f"{'router':20s} {'APGR':>7s} {'CPT(50%)':>9s} {'CPT(80%)':>9s}"]
+        lines += [
+            "",
+            f"strong: {report.strong}  weak: {report.weak}",
+            f"{'router':20s} {'APGR':>7s} {'CPT(50%)':>9s} {'CPT(80%)':>9s}",
+        ]
         for r in [*report.routers, report.oracle]:
-            lines.append(f"{r.name:20s} {r.pair['apgr']:7.4f} {r.pair['cpt50']:9.2%} "
-                         f"{r.pair['cpt80']:9.2%}")
+            lines.append(
+                f"{r.name:20s} {r.pair['apgr']:7.4f} {r.pair['cpt50']:9.2%} {r.pair['cpt80']:9.2%}"
+            )
     return "\n".join(lines)

@@ -38,9 +38,7 @@ def choose_wtp(pred_quality: np.ndarray, pred_cost: np.ndarray, wtp: float) -> n
     return np.argmax(pred_quality - wtp * pred_cost, axis=1)
 
 
-def choose_min_quality(
-    pred_quality: np.ndarray, pred_cost: np.ndarray, floor: float
-) -> np.ndarray:
+def choose_min_quality(pred_quality: np.ndarray, pred_cost: np.ndarray, floor: float) -> np.ndarray:
     """Index of the cheapest model predicted to reach ``floor``, else of the best predicted."""
     eligible = pred_quality >= floor
     cheapest = np.argmin(np.where(eligible, pred_cost, np.inf), axis=1)
@@ -68,8 +66,11 @@ def wtp_grid(pred_quality: np.ndarray, pred_cost: np.ndarray, points: int = 120)
     return np.unique(np.concatenate([extremes, grid]))
 
 
-def _points(choices: list[np.ndarray], quality: np.ndarray, cost: np.ndarray,
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _points(
+    choices: list[np.ndarray],
+    quality: np.ndarray,
+    cost: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.arange(quality.shape[0])
     m = quality.shape[1]
     costs = np.array([cost[rows, c].mean() for c in choices])

@@ -145,7 +145,9 @@ class Executor:
             usage = opened.usage or run.estimated_usage(opened.text())
             record = await run.succeed(attempt, usage, estimated=estimated)
             summary = run.summary(
-                text="", attempt=attempt, finish_reason=opened.finish_reason or "stop",
+                text="",
+                attempt=attempt,
+                finish_reason=opened.finish_reason or "stop",
                 record=record,
             )
             yield summary
@@ -385,8 +387,11 @@ class _Run:
             ),
         )
         log.warning(
-            "attempt on %s (%s) failed: %s: %s", attempt.spec.name, attempt.spec.provider,
-            error.kind, error,
+            "attempt on %s (%s) failed: %s: %s",
+            attempt.spec.name,
+            attempt.spec.provider,
+            error.kind,
+            error,
         )
         return error
 
@@ -411,8 +416,10 @@ class _Run:
         # traceback is logged with the provider's key removed, should it appear anywhere.
         trace = "".join(traceback.format_exception(exc))
         log.error(
-            "provider %s raised %s instead of ProviderError:\n%s", attempt.spec.provider,
-            type(exc).__name__, redact(trace, [attempt.provider.settings.api_key]),
+            "provider %s raised %s instead of ProviderError:\n%s",
+            attempt.spec.provider,
+            type(exc).__name__,
+            redact(trace, [attempt.provider.settings.api_key]),
         )
         return ProviderError("provider_error", type(exc).__name__, retryable=False)
 

@@ -75,14 +75,17 @@ def error_for_status(
     text = f"HTTP {status_code}: {redact(message, secrets)[:_MAX_MESSAGE]}"
     retry_after = parse_retry_after(headers)
     if status_code == 429:
-        return ProviderError("rate_limit", text, retryable=True, retry_after_s=retry_after,
-                             status_code=status_code)
+        return ProviderError(
+            "rate_limit", text, retryable=True, retry_after_s=retry_after, status_code=status_code
+        )
     if status_code == 408:
-        return ProviderError("timeout", text, retryable=True, retry_after_s=retry_after,
-                             status_code=status_code)
+        return ProviderError(
+            "timeout", text, retryable=True, retry_after_s=retry_after, status_code=status_code
+        )
     if status_code == 409 or status_code >= 500:
-        return ProviderError("server_error", text, retryable=True, retry_after_s=retry_after,
-                             status_code=status_code)
+        return ProviderError(
+            "server_error", text, retryable=True, retry_after_s=retry_after, status_code=status_code
+        )
     if status_code in (401, 403):
         return ProviderError("auth", text, retryable=False, status_code=status_code)
     kind = "context_length" if is_context_length(message) else "bad_request"

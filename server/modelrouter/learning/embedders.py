@@ -106,8 +106,9 @@ class MiniLMEmbedder:
     where torch is imported. Thread-safe.
     """
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 64,
-                 max_seq_length: int = 256) -> None:
+    def __init__(
+        self, model_path: str | None = None, batch_size: int = 64, max_seq_length: int = 256
+    ) -> None:
         self._model_path = model_path
         self._batch_size = batch_size
         self._max_seq_length = max_seq_length
@@ -163,8 +164,13 @@ class CachingEmbedder:
     with (done, total) after each chunk.
     """
 
-    def __init__(self, inner: Embedder, cache_dir: str | Path, chunk: int = 2048,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Embedder,
+        cache_dir: str | Path,
+        chunk: int = 2048,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.cache_dir = Path(cache_dir)
         self.chunk = chunk
@@ -202,7 +208,7 @@ class CachingEmbedder:
                 missing[key] = text
         todo = list(missing.items())
         for begin in range(0, len(todo), self.chunk):
-            part = todo[begin:begin + self.chunk]
+            part = todo[begin : begin + self.chunk]
             fresh = self.inner.embed([text for _, text in part])
             start = 0 if self._vectors is None else len(self._vectors)
             self._vectors = fresh if self._vectors is None else np.vstack([self._vectors, fresh])

@@ -94,8 +94,13 @@ class QualityModel:
     def save(self, path: str | Path) -> None:
         """Write the artifact atomically to ``path`` (a ``.npz`` file)."""
         path = Path(path)
-        meta = dict(self.meta, format=ARTIFACT_FORMAT, models=list(self.models),
-                    embedder=self.embedder, text_features=list(TEXT_FEATURES))
+        meta = dict(
+            self.meta,
+            format=ARTIFACT_FORMAT,
+            models=list(self.models),
+            embedder=self.embedder,
+            text_features=list(TEXT_FEATURES),
+        )
         tmp = path.with_name(path.name + ".tmp.npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
@@ -119,8 +124,9 @@ class QualityModel:
             except KeyError as exc:
                 raise ValueError(f"{path}: not a modelrouter quality-model artifact") from exc
             if meta.get("format") != ARTIFACT_FORMAT:
-                raise ValueError(f"{path}: artifact format {meta.get('format')!r}, "
-                                 f"expected {ARTIFACT_FORMAT!r}")
+                raise ValueError(
+                    f"{path}: artifact format {meta.get('format')!r}, expected {ARTIFACT_FORMAT!r}"
+                )
             return cls(
                 models=tuple(meta["models"]),
                 embedder=str(meta["embedder"]),
@@ -142,20 +148,60 @@ def _fit_cost(texts: Sequence[str], cost: np.ndarray) -> tuple[np.ndarray, np.nd
     return coef.T.copy(), floor
 
 
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: Inverse regularisation strengths tried when ``c`` is not given.
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-def _choose_c(design: np.ndarray, y: np.ndarray, kept: np.ndarray, held: np.ndarray) -> float:
+def _fit_weights(design: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic regression per label column; constant columns get a constant prediction."""
     from sklearn.linear_model import LogisticRegression
 
-    if y[kept].all() or not y[kept].any():
-        return 1.0
-    losses = []
-    for strength in C_GRID:
-        clf = LogisticRegression(C=strength, max_iter=1000).fit(design[kept], y[kept])
-        p = np.clip(clf.predict_proba(design[held])[:, 1], 1e-6, 1 - 1e-6)
-        losses.append(-float(np.mean(y[held] * np.log(p) + (~y[held]) * np.log(1 - p))))
-    return C_GRID[int(np.argmin(losses))]
+    weights = np.zeros((design.shape[1], labels.shape[1]))
+    bias = np.zeros(labels.shape[1])
+    for j in range(labels.shape[1]):
+        y = labels[:, j]
+        if y.all() or not y.any():
+            bias[j] = 40.0 if y.all() else -40.0
+            continue
+        clf = LogisticRegression(C=c, max_iter=1000).fit(design, y)
+        weights[:, j] = clf.coef_[0]
+        bias[j] = clf.intercept_[0]
+    return weights, bias
+
+
+def _choose_c(
+    design: np.ndarray,
+    labels: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    texts: Sequence[str],
+    seed: int,
+) -> tuple[float, dict[str, float]]:
+    """The ``C_GRID`` value whose router has the best AIQ on a held-out fifth of the data.
+
+    Selection uses the routing objective itself (area under the cost-quality hull of a
+    willingness-to-pay sweep) rather than log-loss: how predictions rank prompts against each
+    other's costs matters more to routing than their calibration.
+    """
+    from ..evaluation.metrics import aiq
+    from ..evaluation.sweep import sweep
+
+    order = np.random.default_rng(seed).permutation(len(texts))
+    held, kept = order[: len(texts) // 5], order[len(texts) // 5 :]
+    kept_texts = [texts[i] for i in kept]
+    held_texts = [texts[i] for i in held]
+    coef, floor = _fit_cost(kept_texts, cost[kept])
+    chars = np.array([len(t) for t in held_texts], dtype=np.float64)[:, None]
+    pred_cost = np.maximum(coef[:, 0] + chars * coef[:, 1], floor)
+    scores: dict[str, float] = {}
+    for c in C_GRID:
+        weights, bias = _fit_weights(design[kept], labels[kept], c)
+        pred_quality = _sigmoid(design[held] @ weights + bias)
+        result = sweep(pred_quality, pred_cost, quality[held], cost[held])
+        top = max(float(result.costs.max()), float(cost[held].mean(axis=0).max()))
+        scores[str(c)] = aiq(result.costs, result.qualities, top)
+    best = max(C_GRID, key=lambda c: scores[str(c)])
+    return best, scores
 
 
 def train_quality_model(
@@ -170,13 +216,13 @@ def train_quality_model(
 ) -> QualityModel:
     """Fit one L2-regularised logistic regression per model (inverse strength ``c``).
 
-    With ``c=None`` each model's strength is chosen from ``C_GRID`` by log-loss on a held-out
-    fifth of the training data (shuffled with ``seed``), then refitted on all of it.
-    ``quality`` is thresholded at 0.5 into correct/incorrect. A model that is always (or
-    never) correct in the training data gets a constant prediction.
+    With ``c=None`` one strength for all models is chosen from ``C_GRID`` by the routing AIQ
+    on a held-out fifth of the training data (shuffled with ``seed``), then the models are
+    refitted on all of it. ``quality`` is thresholded at 0.5 into correct/incorrect. A model
+    that is always (or never) correct in the training data gets a constant prediction.
     """
     try:
-        from sklearn.linear_model import LogisticRegression
+        import sklearn  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("training a quality model", exc) from exc
     feats = text_features(texts)
@@ -184,26 +230,12 @@ def train_quality_model(
     std[std == 0] = 1.0
     scaled = np.clip((feats - mean) / std, -_CLIP, _CLIP)
     design = np.hstack([embeddings.astype(np.float64), scaled])
-    n_models = len(models)
-    weights = np.zeros((design.shape[1], n_models))
-    bias = np.zeros(n_models)
     labels = quality >= 0.5
-    order = np.random.default_rng(seed).permutation(len(texts))
-    held, kept = order[: len(texts) // 5], order[len(texts) // 5:]
-    chosen: list[float] = []
-    for j in range(n_models):
-        y = labels[:, j]
-        rate = float(y.mean())
-        if rate in (0.0, 1.0):
-            bias[j] = 40.0 if rate == 1.0 else -40.0
-            chosen.append(0.0)
-            continue
-        strength = c if c is not None else _choose_c(design, y, kept, held)
-        chosen.append(strength)
-        clf = LogisticRegression(C=strength, max_iter=1000)
-        clf.fit(design, y)
-        weights[:, j] = clf.coef_[0]
-        bias[j] = clf.intercept_[0]
+    meta: dict[str, object] = {"train_prompts": len(texts)}
+    if c is None:
+        c, meta["c_selection_aiq"] = _choose_c(design, labels, quality, cost, texts, seed)
+    meta["c"] = c
+    weights, bias = _fit_weights(design, labels, c)
     cost_coef, cost_floor = _fit_cost(texts, cost)
     return QualityModel(
         models=tuple(models),
@@ -214,5 +246,5 @@ def train_quality_model(
         feature_std=std,
         cost_coef=cost_coef,
         cost_floor=cost_floor,
-        meta={"train_prompts": len(texts), "c": chosen},
+        meta=meta,
     )

@@ -122,10 +122,10 @@ class KnnRouter:
         quality = np.zeros((len(test), len(test.models)))
         cost = np.zeros_like(quality)
         for start in range(0, len(test), 1024):
-            sims = queries[start:start + 1024] @ self._vectors.T
+            sims = queries[start : start + 1024] @ self._vectors.T
             nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            quality[start:start + 1024] = self._train.quality[nearest].mean(axis=1)
-            cost[start:start + 1024] = self._train.cost[nearest].mean(axis=1)
+            quality[start : start + 1024] = self._train.quality[nearest].mean(axis=1)
+            cost[start : start + 1024] = self._train.cost[nearest].mean(axis=1)
         return Predictions(quality, cost)
 
 
@@ -138,8 +138,9 @@ class LearnedRouter:
 
     name = "learned"
 
-    def __init__(self, embedder: Embedder, c: float | None = None,
-                 model: QualityModel | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, c: float | None = None, model: QualityModel | None = None
+    ) -> None:
         self.embedder = embedder
         self.c = c
         self.model = model
@@ -151,8 +152,13 @@ class LearnedRouter:
                 raise ValueError(f"artifact lacks models {sorted(missing)}")
             return
         self.model = train_quality_model(
-            train.prompts, self.embedder.embed(train.prompts), train.quality, train.cost,
-            train.models, self.embedder.name, c=self.c,
+            train.prompts,
+            self.embedder.embed(train.prompts),
+            train.quality,
+            train.cost,
+            train.models,
+            self.embedder.name,
+            c=self.c,
         )
 
     def predict(self, test: RoutingDataset) -> Predictions:

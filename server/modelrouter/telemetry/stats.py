@@ -148,7 +148,9 @@ class Stats:
     def _and_tenant(self, tenant: str) -> tuple[Stats, ...]:
         return (self,) if self._tenants is None else (self, self.for_tenant(tenant))
 
-    def record_call(self, method: str, outcome: str, latency_ms: float, tenant: str = "default") -> None:
+    def record_call(
+        self, method: str, outcome: str, latency_ms: float, tenant: str = "default"
+    ) -> None:
         """One call ended. ``outcome``: ``ok``, ``client_error`` or ``server_error``."""
         for target in self._and_tenant(tenant):
             target._record_call(method, outcome, latency_ms)
@@ -192,8 +194,13 @@ class Stats:
             target._record_attempt(model, cost_usd, input_tokens, output_tokens, fallback, retry)
 
     def _record_attempt(
-        self, model: str, cost_usd: float, input_tokens: int, output_tokens: int,
-        fallback: bool, retry: bool,
+        self,
+        model: str,
+        cost_usd: float,
+        input_tokens: int,
+        output_tokens: int,
+        fallback: bool,
+        retry: bool,
     ) -> None:
         stats = self._model(model)
         stats.cost_usd += cost_usd
