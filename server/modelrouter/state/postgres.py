@@ -10,7 +10,6 @@ Broken connections are replaced and the call retried (see ``retry.py``).
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,10 +27,9 @@ from .interfaces import (
     FeedbackRecord,
     HotState,
     StorageUnavailable,
-    candidates_to_json,
 )
 from .retry import RetryPolicy
-from .sqlite import _DECISION_COLUMNS, decision_from_row, feedback_from_row
+from .rows import DECISION_COLUMNS, decision_from_row, decision_row, feedback_from_row
 
 T = TypeVar("T")
 _RETRY_ON = (psycopg.OperationalError, psycopg.InterfaceError)
@@ -247,40 +245,22 @@ class PostgresDecisionLog(DecisionLog):
         await self.db.aclose()
 
     async def record(self, d: DecisionRecord) -> None:
-        columns = [c.strip() for c in _DECISION_COLUMNS.split(",")]
+        columns = [c.strip() for c in DECISION_COLUMNS.split(",")]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-        values = (
-            d.decision_id,
-            d.tenant,
-            d.created_at,
-            d.kind,
-            d.complexity,
-            d.task_type,
-            d.classifier,
-            json.dumps(candidates_to_json(d.candidates)),
-            d.chosen_model,
-            d.estimated_cost_usd,
-            d.reason,
-            d.explored,
-            d.prompt,
-            d.actual_cost_usd,
-            d.latency_ms,
-            d.outcome,
-        )
         placeholders = ", ".join(["%s"] * len(columns))
         await self.db.run(
             "record",
             lambda conn: conn.execute(
-                f"INSERT INTO {self.s}.decisions ({_DECISION_COLUMNS}) VALUES ({placeholders}) "
+                f"INSERT INTO {self.s}.decisions ({DECISION_COLUMNS}) VALUES ({placeholders}) "
                 f"ON CONFLICT (decision_id) DO UPDATE SET {updates}",
-                values,
+                decision_row(d),
             ),
         )
 
     async def get(self, decision_id: str) -> DecisionRecord | None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> DecisionRecord | None:
             cur = await conn.execute(
-                f"SELECT {_DECISION_COLUMNS} FROM {self.s}.decisions WHERE decision_id=%s",
+                f"SELECT {DECISION_COLUMNS} FROM {self.s}.decisions WHERE decision_id=%s",
                 (decision_id,),
             )
             row = await cur.fetchone()
@@ -308,7 +288,7 @@ class PostgresDecisionLog(DecisionLog):
                 where += " AND tenant = %s"
                 params = (tenant,)
             cur = await conn.execute(
-                f"SELECT {_DECISION_COLUMNS} FROM {self.s}.decisions {where} ORDER BY created_at",
+                f"SELECT {DECISION_COLUMNS} FROM {self.s}.decisions {where} ORDER BY created_at",
                 params,
             )
             rows = []

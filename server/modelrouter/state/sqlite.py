@@ -9,12 +9,11 @@ or the host. Calls run in a worker thread so the event loop never blocks on disk
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .interfaces import (
     ArmStats,
@@ -26,10 +25,9 @@ from .interfaces import (
     FeedbackRecord,
     HotState,
     StorageUnavailable,
-    candidates_from_json,
-    candidates_to_json,
 )
 from .retry import RetryPolicy
+from .rows import DECISION_COLUMNS, decision_from_row, decision_row, feedback_from_row
 
 T = TypeVar("T")
 
@@ -200,68 +198,6 @@ class SqliteHotState(HotState):
         await self.db.transaction("record_reward", work)
 
 
-_DECISION_COLUMNS = (
-    "decision_id, tenant, created_at, kind, complexity, task_type, classifier, candidates, "
-    "chosen_model, estimated_cost_usd, reason, explored, prompt, actual_cost_usd, latency_ms, "
-    "outcome"
-)
-
-
-def decision_row(d: DecisionRecord) -> tuple[Any, ...]:
-    return (
-        d.decision_id,
-        d.tenant,
-        d.created_at,
-        d.kind,
-        d.complexity,
-        d.task_type,
-        d.classifier,
-        json.dumps(candidates_to_json(d.candidates)),
-        d.chosen_model,
-        d.estimated_cost_usd,
-        d.reason,
-        bool(d.explored),
-        d.prompt,
-        d.actual_cost_usd,
-        d.latency_ms,
-        d.outcome,
-    )
-
-
-def decision_from_row(row: Sequence[Any]) -> DecisionRecord:
-    candidates = row[7] if isinstance(row[7], list) else json.loads(row[7])
-    return DecisionRecord(
-        decision_id=row[0],
-        tenant=row[1],
-        created_at=float(row[2]),
-        kind=row[3],
-        complexity=row[4],
-        task_type=row[5],
-        classifier=row[6],
-        candidates=candidates_from_json(candidates),
-        chosen_model=row[8],
-        estimated_cost_usd=float(row[9]),
-        reason=row[10],
-        explored=bool(row[11]),
-        prompt=row[12],
-        actual_cost_usd=row[13],
-        latency_ms=row[14],
-        outcome=row[15],
-    )
-
-
-def feedback_from_row(row: Sequence[Any]) -> FeedbackRecord:
-    return FeedbackRecord(
-        decision_id=row[0],
-        source=row[1],
-        tenant=row[2],
-        score=float(row[3]),
-        success=bool(row[4]),
-        comment=row[5],
-        created_at=float(row[6]),
-    )
-
-
 class SqliteDecisionLog(DecisionLog):
     name = "sqlite"
 
@@ -279,7 +215,7 @@ class SqliteDecisionLog(DecisionLog):
         await self.db.run(
             "record",
             lambda conn: conn.execute(
-                f"INSERT OR REPLACE INTO decisions ({_DECISION_COLUMNS}) VALUES ({placeholders})",
+                f"INSERT OR REPLACE INTO decisions ({DECISION_COLUMNS}) VALUES ({placeholders})",
                 decision_row(decision),
             ),
         )
@@ -287,7 +223,7 @@ class SqliteDecisionLog(DecisionLog):
     async def get(self, decision_id: str) -> DecisionRecord | None:
         def work(conn: sqlite3.Connection) -> DecisionRecord | None:
             row = conn.execute(
-                f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE decision_id=?", (decision_id,)
+                f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id=?", (decision_id,)
             ).fetchone()
             return decision_from_row(row) if row else None
 
@@ -320,7 +256,7 @@ class SqliteDecisionLog(DecisionLog):
             if tenant is not None:
                 where += " AND d.tenant = ?"
                 params = (tenant,)
-            columns = ", ".join(f"d.{c.strip()}" for c in _DECISION_COLUMNS.split(","))
+            columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
             decisions = conn.execute(
                 f"SELECT {columns} FROM decisions d {where} ORDER BY d.created_at", params
             ).fetchall()
