@@ -24,8 +24,8 @@ from modelrouter import (
     Role,
     Usage,
     hookimpl,
+    upstream,
 )
-from modelrouter.execution import upstream
 
 __all__ = ["AnthropicProvider", "register_providers", "to_messages_api"]
 

@@ -26,8 +26,8 @@ from modelrouter import (
     ProviderSettings,
     Usage,
     hookimpl,
+    upstream,
 )
-from modelrouter.execution import upstream
 
 __all__ = ["OpenAIProvider", "register_providers"]
 

@@ -39,11 +39,11 @@ from ..router import Decision
 from ..selection import Candidate
 from ..tokens import estimate_text_tokens
 from ..types import RoutingRequest
+from ..upstream import redact
 from .circuit import CircuitBreaker, InMemoryCircuitBreaker
 from .listeners import AttemptInfo, ExecutionListener
 from .results import CANCELLED, ERROR, OK, AttemptRecord, ExecutionSummary
 from .retry import Backoff, Deadline
-from .upstream import redact
 
 log = logging.getLogger(__name__)
 

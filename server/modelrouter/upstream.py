@@ -1,4 +1,5 @@
-"""Helpers for provider plugins: turn upstream failures into ``ProviderError``.
+"""Helpers for provider plugins (``from modelrouter import upstream``): upstream failures as
+``ProviderError``.
 
 Every provider maps its SDK's exceptions through :func:`error_for_status` (HTTP status
 answers), :func:`timeout_error`, :func:`connection_error` and :func:`malformed_error`, so
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 
-from ..errors import ProviderError
+from .errors import ProviderError
 
 _CONTEXT_LENGTH_MARKERS = (
     "context_length_exceeded",
