@@ -66,7 +66,9 @@ async def test_shipped_config_answers_on_the_local_tier_without_keys(stub_for):
     )
     assert response.model == "smollm2-135m" and response.provider == "local"
     assert response.text.strip()
-    assert response.usage.output_tokens > 0 and response.usage.input_tokens > 0
+    assert response.usage.output_tokens > 0
+    # The chat template's framing counts: SmolLM2 wraps a short prompt in ~30 tokens.
+    assert response.usage.input_tokens > 20
     assert response.cost_usd == 0.0
 
 

@@ -78,6 +78,7 @@ class LocalProvider(Provider):
         )
         self._lock = threading.Lock()
         self._llama: Any = None
+        self._count_prompt_tokens: Callable[[list[dict[str, str]]], int] = lambda messages: 0
 
     # -- runs on the dedicated thread ------------------------------------------------------
 
@@ -89,6 +90,7 @@ class LocalProvider(Provider):
             if self._n_threads:
                 kwargs["n_threads"] = int(self._n_threads)
             self._llama = Llama(verbose=False, **kwargs)
+            self._count_prompt_tokens = _prompt_counter(self._llama)
         return self._llama
 
     def _generate(
@@ -99,9 +101,7 @@ class LocalProvider(Provider):
             with self._lock:
                 llama = self._model()
                 messages = [{"role": m.role.value, "content": m.content} for m in call.messages]
-                prompt_tokens = len(
-                    llama.tokenize("\n".join(m.content for m in call.messages).encode())
-                )
+                prompt_tokens = self._count_prompt_tokens(messages)
                 output_tokens = 0
                 finish_reason = "stop"
                 kwargs: dict[str, Any] = {"max_tokens": call.max_output_tokens, "stream": True}
@@ -165,6 +165,31 @@ class LocalProvider(Provider):
 
     async def aclose(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
+
+
+def _prompt_counter(llama: Any) -> Callable[[list[dict[str, str]]], int]:
+    """Counts the tokens the model evaluates for a conversation: the chat template applied,
+    as llama.cpp does, so that usage and cost include the template's framing."""
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:  # no template in the model file: the contents alone, a lower bound
+        return lambda messages: len(
+            llama.tokenize("\n".join(m["content"] for m in messages).encode())
+        )
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    vocab = llama._model  # llama-cpp-python exposes token texts only here
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=vocab.token_get_text(llama.token_eos()),
+        bos_token=vocab.token_get_text(llama.token_bos()),
+    )
+    return lambda messages: len(
+        llama.tokenize(
+            formatter(messages=messages).prompt.encode(),  # type: ignore[arg-type]
+            add_bos=False,
+            special=True,
+        )
+    )
 
 
 @hookimpl
