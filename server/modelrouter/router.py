@@ -101,6 +101,9 @@ class Router:
     async def classify(self, request: RoutingRequest) -> Classification:
         self.check_request(request)
         name = request.constraints.classifier or self.default_classifier
+        if not self.telemetry.observing:
+            # Telemetry off: no span to open and no duration to record.
+            return await self._classify_with(name, request)
         with self.telemetry.classifying(name, request) as observe:
             return observe(await self._classify_with(name, request))
 
@@ -125,6 +128,11 @@ class Router:
             )
 
     async def route(self, request: RoutingRequest) -> Decision:
+        if not self.telemetry.observing:
+            # Telemetry off: skip the span and timing; the stats still count the decision.
+            decision = await self._route(request)
+            self.telemetry.record_decision(request, decision)
+            return decision
         with self.telemetry.routing(request) as observe:
             return observe(await self._route(request))
 

@@ -118,6 +118,7 @@ class Stats:
     def __init__(self, clock: Callable[[], float] = time.time, *, per_tenant: bool = True) -> None:
         self._clock = clock
         self._tenants: dict[str, Stats] | None = {} if per_tenant else None
+        self._targets: dict[str, tuple[Stats, Stats]] = {}
         self.started_at = clock()
         self._methods = {m: MethodStats(m) for m in REQUEST_METHODS}
         self._models: dict[str, ModelStats] = {}
@@ -146,7 +147,13 @@ class Stats:
         return stats
 
     def _and_tenant(self, tenant: str) -> tuple[Stats, ...]:
-        return (self,) if self._tenants is None else (self, self.for_tenant(tenant))
+        if self._tenants is None:
+            return (self,)
+        # Built once per tenant: every call records twice, so this is on the hot path.
+        targets = self._targets.get(tenant)
+        if targets is None:
+            targets = self._targets[tenant] = (self, self.for_tenant(tenant))
+        return targets
 
     def record_call(
         self, method: str, outcome: str, latency_ms: float, tenant: str = "default"
@@ -170,14 +177,16 @@ class Stats:
 
     def record_decision(self, selection: Selection, tenant: str = "default") -> None:
         """A request was routed (by Route, Execute or ExecuteStream)."""
+        selected = selection.selected
+        strongest_cost = strongest(selection.candidates).estimated_cost_usd
         for target in self._and_tenant(tenant):
-            target._record_decision(selection)
+            target._record_decision(selected, strongest_cost)
 
-    def _record_decision(self, selection: Selection) -> None:
+    def _record_decision(self, selected: Candidate, strongest_cost_usd: float) -> None:
         self.decisions += 1
-        self._model(selection.selected.model.name).selected += 1
-        self.estimated_cost_usd += selection.selected.estimated_cost_usd
-        self.strongest_estimated_cost_usd += strongest(selection.candidates).estimated_cost_usd
+        self._model(selected.model.name).selected += 1
+        self.estimated_cost_usd += selected.estimated_cost_usd
+        self.strongest_estimated_cost_usd += strongest_cost_usd
 
     def record_attempt(
         self,

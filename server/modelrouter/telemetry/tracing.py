@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeter, NoOpMeterProvider
 from opentelemetry.trace import (
     INVALID_SPAN,
     NoOpTracer,
@@ -45,7 +45,7 @@ from .stats import Stats
 
 if TYPE_CHECKING:
     from ..router import Decision
-    from ..types import Classification, Message, RoutingRequest
+    from ..types import Classification, Complexity, Message, RoutingRequest, TaskType
 
 INSTRUMENTATION_NAME = "modelrouter"
 
@@ -103,14 +103,19 @@ class Telemetry:
         self.tracer = (tracer_provider or NoOpTracerProvider()).get_tracer(
             INSTRUMENTATION_NAME, version
         )
-        self.metrics = RouterMetrics(
-            (meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION_NAME, version)
-        )
+        meter = (meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION_NAME, version)
+        self.metrics = RouterMetrics(meter)
+        #: False with the no-op meter (telemetry off): no point is ever exported, so calls
+        #: skip building attribute sets and recording them.
+        self.metering = not isinstance(meter, NoOpMeter)
         self.capture_content = capture_content
         self.stats = stats or Stats()
         #: False with the no-op tracer (telemetry off): no span is ever recorded, so calls
         #: skip starting spans and switching contexts, which is most of their tracing cost.
         self.tracing = not isinstance(self.tracer, NoOpTracer)
+        #: False when neither spans nor metrics are recorded: callers may skip the
+        #: ``classifying`` and ``routing`` wrappers (the stats still need ``record_decision``).
+        self.observing = self.tracing or self.metering
 
     # -- router spans ----------------------------------------------------------------------
 
@@ -135,9 +140,10 @@ class Telemetry:
                     span.set_attributes(attributes)
                     if server_span is not None:
                         server_span.set_attributes(attributes)
-                self.metrics.classifier_duration.record(
-                    elapsed, {a.CLASSIFIER: classification.classifier}
-                )
+                if self.metering:
+                    self.metrics.classifier_duration.record(
+                        elapsed, {a.CLASSIFIER: classification.classifier}
+                    )
                 return classification
 
             yield observe
@@ -156,9 +162,10 @@ class Telemetry:
                     attributes = decision_attributes(request, decision)
                     span.set_attributes(attributes)
                 self.record_decision(request, decision, attributes)
-                self.metrics.routing_duration.record(
-                    elapsed, {a.CLASSIFIER: decision.classification.classifier}
-                )
+                if self.metering:
+                    self.metrics.routing_duration.record(
+                        elapsed, {a.CLASSIFIER: decision.classification.classifier}
+                    )
                 return decision
 
             yield observe
@@ -275,6 +282,7 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
         # Attribute sets are the same for every call of a method (and status): built once.
         self._base: dict[str, dict[str, Any]] = {}
         self._points: dict[tuple[str, int], dict[str, Any]] = {}
+        self._decision_points: dict[tuple[str, str, Complexity, TaskType], dict[str, Any]] = {}
 
     def base_attributes(self, method: str) -> dict[str, Any]:
         """``rpc.*`` attributes of ``method``'s calls (shared: do not modify)."""
@@ -294,6 +302,21 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
             point = self._points[(method, code)] = {
                 **self.base_attributes(method),
                 a.RPC_GRPC_STATUS_CODE: code,
+            }
+        return point
+
+    def decision_point(self, method: str, decision: Decision) -> dict[str, Any]:
+        """Attributes of a ``modelrouter.decisions`` point (shared: do not modify)."""
+        c = decision.classification
+        key = (method, decision.selection.selected.model.name, c.complexity, c.task_type)
+        point = self._decision_points.get(key)
+        if point is None:
+            # Few distinct sets (models x complexities x task types x methods): built once.
+            point = self._decision_points[key] = {
+                a.SELECTED_MODEL: key[1],
+                a.COMPLEXITY: c.complexity.name.lower(),
+                a.TASK_TYPE: c.task_type.name.lower(),
+                a.RPC_METHOD: method,
             }
         return point
 
@@ -380,36 +403,33 @@ class _Call:
     def end(self, context: grpc.aio.ServicerContext, exc: BaseException | None) -> None:
         code = _status_code(context, exc)
         elapsed_ms = (time.perf_counter() - self.started) * 1000.0
-        span = self.span
-        span.set_attribute(a.RPC_GRPC_STATUS_CODE, code.value[0])
-        if code is not grpc.StatusCode.OK:
-            span.set_attribute(a.ERROR_TYPE, code.name)
-            if code in SERVER_FAULTS:
-                span.set_status(Status(StatusCode.ERROR, code.name))
-        span.end()
-        metrics = self.telemetry.metrics
-        metrics.rpc_duration.record(
-            elapsed_ms, self.interceptor.duration_point(self.method, code.value[0])
-        )
+        telemetry = self.telemetry
+        scope = self.scope
+        decision = scope.decision
+        if telemetry.tracing:
+            span = self.span
+            span.set_attribute(a.RPC_GRPC_STATUS_CODE, code.value[0])
+            if code is not grpc.StatusCode.OK:
+                span.set_attribute(a.ERROR_TYPE, code.name)
+                if code in SERVER_FAULTS:
+                    span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
+        if telemetry.metering:
+            interceptor = self.interceptor
+            metrics = telemetry.metrics
+            metrics.rpc_duration.record(
+                elapsed_ms, interceptor.duration_point(self.method, code.value[0])
+            )
+            if decision is not None:
+                metrics.decisions.add(1, interceptor.decision_point(self.method, decision))
         outcome = (
             "ok"
             if code is grpc.StatusCode.OK
             else ("server_error" if code in SERVER_FAULTS else "client_error")
         )
-        decision = self.scope.decision
         if decision is not None:
-            c = decision.classification
-            metrics.decisions.add(
-                1,
-                {
-                    a.SELECTED_MODEL: decision.selection.selected.model.name,
-                    a.COMPLEXITY: c.complexity.name.lower(),
-                    a.TASK_TYPE: c.task_type.name.lower(),
-                    a.RPC_METHOD: self.method,
-                },
-            )
-            self.telemetry.stats.record_decision(decision.selection, self.scope.tenant)
-        self.telemetry.stats.record_call(self.method, outcome, elapsed_ms, self.scope.tenant)
+            telemetry.stats.record_decision(decision.selection, scope.tenant)
+        telemetry.stats.record_call(self.method, outcome, elapsed_ms, scope.tenant)
         # Streams may end in another context (cancellation); the reset must not fail the call.
         with contextlib.suppress(ValueError):
             _scope.reset(self._scope_token)
