@@ -80,7 +80,14 @@ def _messages(
     return tuple(result)
 
 
+# Constraints are frozen, so every request that sets none can share one instance.
+_NO_CONSTRAINTS = Constraints()
+
+
 def _constraints(c: pb.Constraints, violations: list[FieldViolation]) -> Constraints:
+    if not c.ListFields():
+        return _NO_CONSTRAINTS
+
     def number(
         field: str, low: float, high: float = math.inf, *, low_open: bool = False
     ) -> float | None:

@@ -81,20 +81,27 @@ def select(
     complexity_floor = routing.min_quality.get(complexity, 0.0)
     task_capabilities = routing.task_capabilities.get(classification.task_type, frozenset())
     caller_capabilities = frozenset(constraints.required_capabilities)
-    rules = [
-        _Rule(
-            "constraints.excluded_models",
-            lambda c: c.model.name not in constraints.excluded_models,
-            lambda: f"models other than {sorted(constraints.excluded_models)}",
-        ),
-        _Rule(
-            "constraints.allowed_providers",
-            lambda c: (
-                not constraints.allowed_providers
-                or c.model.provider in constraints.allowed_providers
-            ),
-            lambda: f"providers in {sorted(constraints.allowed_providers)}",
-        ),
+    # A rule that keeps every model (an empty caller list, a task type that needs no
+    # capability) can neither empty the list nor change the count left before a later rule,
+    # so it is left out: the rules run once per model and request.
+    rules: list[_Rule] = []
+    if constraints.excluded_models:
+        rules.append(
+            _Rule(
+                "constraints.excluded_models",
+                lambda c: c.model.name not in constraints.excluded_models,
+                lambda: f"models other than {sorted(constraints.excluded_models)}",
+            )
+        )
+    if constraints.allowed_providers:
+        rules.append(
+            _Rule(
+                "constraints.allowed_providers",
+                lambda c: c.model.provider in constraints.allowed_providers,
+                lambda: f"providers in {sorted(constraints.allowed_providers)}",
+            )
+        )
+    rules += (
         _Rule(
             "availability",
             lambda c: unavailable_reason(c.model) is None,
@@ -105,19 +112,27 @@ def select(
             lambda c: c.model.max_complexity >= complexity,
             lambda: f"a model trusted with {complexity.name} requests",
         ),
-        _Rule(
-            "task_type",
-            lambda c: task_capabilities <= c.model.capabilities,
-            lambda: (
-                f"capabilities {sorted(task_capabilities)} "
-                f"for {classification.task_type.name} tasks"
-            ),
-        ),
-        _Rule(
-            "constraints.required_capabilities",
-            lambda c: caller_capabilities <= c.model.capabilities,
-            lambda: f"capabilities {sorted(caller_capabilities)}",
-        ),
+    )
+    if task_capabilities:
+        rules.append(
+            _Rule(
+                "task_type",
+                lambda c: task_capabilities <= c.model.capabilities,
+                lambda: (
+                    f"capabilities {sorted(task_capabilities)} "
+                    f"for {classification.task_type.name} tasks"
+                ),
+            )
+        )
+    if caller_capabilities:
+        rules.append(
+            _Rule(
+                "constraints.required_capabilities",
+                lambda c: caller_capabilities <= c.model.capabilities,
+                lambda: f"capabilities {sorted(caller_capabilities)}",
+            )
+        )
+    rules += (
         _Rule(
             "context_window",
             lambda c: input_tokens + output_tokens <= c.model.context_window_tokens,
@@ -131,7 +146,7 @@ def select(
             lambda c: c.quality >= complexity_floor,
             lambda: f"quality >= {complexity_floor:.2f} for {complexity.name} requests",
         ),
-    ]
+    )
     if constraints.min_quality is not None:
         rules.append(
             _Rule(

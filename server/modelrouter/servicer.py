@@ -11,6 +11,7 @@ from . import convert
 from .errors import InvalidRequest, NotFound
 from .execution import Executor, decide
 from .router import Router
+from .state.auth import DEFAULT_TENANT
 from .status import maps_errors
 from .telemetry.tracing import current_scope
 from .v1 import router_pb2 as pb
@@ -25,7 +26,10 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:
         """The calling tenant (``default`` when auth is off); ``Unauthenticated`` on a bad key."""
         state = self.router.state
-        tenant = state.auth.tenant_for(context.invocation_metadata()) if state else "default"
+        if state is None or not state.auth.enabled:
+            # Every call is tenant "default", which is also what the call's scope starts with.
+            return DEFAULT_TENANT
+        tenant = state.auth.tenant_for(context.invocation_metadata())
         if (scope := current_scope()) is not None:
             scope.tenant = tenant
         return tenant
