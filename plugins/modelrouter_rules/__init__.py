@@ -149,11 +149,19 @@ class RulesClassifier(Classifier):
             + [(key, task_patterns[task]) for task, key in self._tasks]
             + [(_STEPS_KEY, MULTI_STEP_PHRASES)]
         )
+        self._tier_keys = dict(self._tiers)
+        tasks = [task for task, _ in self._tasks]
+        self._code_position = tasks.index(TaskType.CODE) if TaskType.CODE in tasks else None
         self._keys = (
             *(key for _, key in self._tiers),
             *(key for _, key in self._tasks),
             _STEPS_KEY,
         )
+
+    def _tier_count(self, counts: dict[str, int], tier: Complexity) -> int:
+        """Matches of ``tier``'s vocabulary (0 for a tier without one)."""
+        key = self._tier_keys.get(tier)
+        return counts[key] if key is not None else 0
 
     async def classify(self, request: RoutingRequest) -> Classification:
         # Pure CPU work of tens of microseconds: cheaper inline than a thread hop.
@@ -197,14 +205,13 @@ class RulesClassifier(Classifier):
         steps = counts[_STEPS_KEY] + numbered
         if "first" in present and "then" in present:
             steps += len(_FIRST_THEN.findall(padded))
-        tier_hits = [(tier, counts[key]) for tier, key in self._tiers]
-        # Code itself is the strongest CODE signal, and it was stripped from the prose above.
-        code_bonus = 2 * code_blocks + inline_code
-        task_hits = [
-            (task, counts[key] + code_bonus * (task is TaskType.CODE)) for task, key in self._tasks
-        ]
+        # Parallel to self._tasks (priority order).
+        task_counts = [counts[key] for _, key in self._tasks]
+        if self._code_position is not None:
+            # Code itself is the strongest CODE signal, and it was stripped from the prose above.
+            task_counts[self._code_position] += 2 * code_blocks + inline_code
 
-        matched = [tier for tier, n in tier_hits if n]
+        matched = [tier for tier, key in self._tiers if counts[key]]
         pattern_tier = max(matched, default=Complexity.SIMPLE)
         length_floor = 1 + (words >= _MODERATE_WORDS) + (words >= _COMPLEX_WORDS)
         structure_floor = 1 + (code_blocks > 0) + (steps >= _MULTI_STEP_MIN)
@@ -218,16 +225,15 @@ class RulesClassifier(Classifier):
             + _W_CODE * min((code_blocks + 0.5 * inline_code) / _CODE_SCALE, 1.0)
             + _W_STEPS * min(steps / _STEPS_SCALE, 1.0)
             + _W_CONTEXT * has_context
-            + _W_STRENGTH * min(dict(tier_hits).get(tier, 0) / _STRENGTH_SCALE, 1.0)
+            + _W_STRENGTH * min(self._tier_count(counts, tier) / _STRENGTH_SCALE, 1.0)
         )
         score = TIER_BANDS[tier][0] + _BAND_WIDTH * _BAND_FILL * position
 
-        # self._tasks is in priority order and max() keeps the first of equal keys, so a tie
-        # goes to the higher-priority type.
-        task, top = max(task_hits, key=lambda item: item[1], default=(TaskType.CHAT, 0))
-        if top == 0:
-            task = TaskType.CHAT
-        task_tie = top > 0 and sum(n == top for _, n in task_hits) > 1
+        # task_counts is in priority order and index() finds the first of equal counts, so a
+        # tie goes to the higher-priority type.
+        top = max(task_counts, default=0)
+        task = self._tasks[task_counts.index(top)][0] if top > 0 else TaskType.CHAT
+        task_tie = top > 0 and task_counts.count(top) > 1
 
         if not matched and top == 0:
             confidence = _DEFAULT_CONFIDENCE
@@ -245,10 +251,10 @@ class RulesClassifier(Classifier):
             length_floor=float(length_floor),
             structure_floor=float(structure_floor),
         )
-        features.update((key, float(counts[key])) for _, key in self._tiers)
-        features.update(
-            (key, float(n)) for (_, key), (_, n) in zip(self._tasks, task_hits, strict=True)
-        )
+        for _, key in self._tiers:
+            features[key] = float(counts[key])
+        for (_, key), n in zip(self._tasks, task_counts, strict=True):
+            features[key] = float(n)
         return Classification(
             tier,
             task,
