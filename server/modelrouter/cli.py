@@ -68,21 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     _constraint_arguments(execute)
     execute.set_defaults(run=_execute)
 
-    models = commands.add_parser("models", help="list the model catalog")
-    _client_arguments(models)
-    models.set_defaults(run=_models)
-
-    plugins = commands.add_parser("plugins", help="list loaded and failed plugins")
-    _client_arguments(plugins)
-    plugins.set_defaults(run=_plugins)
-
-    stats = commands.add_parser("stats", help="show what the server has observed since it started")
-    _client_arguments(stats)
-    stats.set_defaults(run=_stats)
-
-    usage = commands.add_parser("usage", help="show the tenant's spend and budget left per window")
-    _client_arguments(usage)
-    usage.set_defaults(run=_usage)
+    for name, help_text, run in (
+        ("models", "list the model catalog", _models),
+        ("plugins", "list loaded and failed plugins", _plugins),
+        ("stats", "show what the server has observed since it started", _stats),
+        ("usage", "show the tenant's spend and budget left per window", _usage),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        _client_arguments(command)
+        command.set_defaults(run=run)
 
     feedback = commands.add_parser("feedback", help="submit feedback on a decision")
     _client_arguments(feedback)

@@ -17,6 +17,7 @@ from .errors import FieldViolation, InvalidRequest
 from .execution.results import AttemptRecord, ExecutionSummary
 from .plugins import PluginInfo
 from .selection import Candidate
+from .state.budgets import WindowUsage
 from .telemetry.stats import StatsSnapshot
 from .types import Classification, Constraints, Message, Role, RoutingRequest
 from .v1 import router_pb2 as pb
@@ -282,5 +283,22 @@ def stats_message(snapshot: StatsSnapshot) -> pb.GetStatsResponse:
                 output_tokens=m.output_tokens,
             )
             for m in snapshot.models
+        ],
+    )
+
+
+def usage_message(tenant: str, usage: Sequence[WindowUsage]) -> pb.GetUsageResponse:
+    return pb.GetUsageResponse(
+        tenant=tenant,
+        windows=[
+            pb.WindowUsage(
+                window=u.window,
+                limit_usd=u.limit_usd,
+                spent_usd=u.spent_usd,
+                reserved_usd=u.reserved_usd,
+                remaining_usd=u.remaining_usd,
+                resets_at=u.resets_at.isoformat(),
+            )
+            for u in usage
         ],
     )

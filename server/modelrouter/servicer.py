@@ -152,20 +152,7 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     ) -> pb.GetUsageResponse:
         tenant = self._tenant(context)
         usage = await self.router.state.budgets.usage(tenant) if self.router.state else []
-        return pb.GetUsageResponse(
-            tenant=tenant,
-            windows=[
-                pb.WindowUsage(
-                    window=u.window,
-                    limit_usd=u.limit_usd,
-                    spent_usd=u.spent_usd,
-                    reserved_usd=u.reserved_usd,
-                    remaining_usd=u.remaining_usd,
-                    resets_at=u.resets_at.isoformat(),
-                )
-                for u in usage
-            ],
-        )
+        return convert.usage_message(tenant, usage)
 
     @maps_errors
     async def GetStats(
