@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageUnavailable
 
@@ -217,3 +217,15 @@ def candidates_from_json(data: Sequence[Mapping[str, object]]) -> tuple[Candidat
         CandidateRecord(str(c["model"]), float(c["estimated_cost_usd"]), float(c["quality"]))  # type: ignore[arg-type]
         for c in data
     )
+
+
+class OwnsDatabase:
+    """For backends that own one database handle ``self.db``: they open and close with it."""
+
+    db: Any
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def aclose(self) -> None:
+        await self.db.aclose()

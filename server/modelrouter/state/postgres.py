@@ -26,6 +26,7 @@ from .interfaces import (
     ExportRow,
     FeedbackRecord,
     HotState,
+    OwnsDatabase,
     StorageUnavailable,
 )
 from .retry import RetryPolicy
@@ -136,18 +137,12 @@ def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-class PostgresHotState(HotState):
+class PostgresHotState(OwnsDatabase, HotState):
     name = "postgres"
 
     def __init__(self, url: str, schema: str = "modelrouter") -> None:
         self.db = PostgresDatabase(url, schema)
         self.s = schema
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
 
     async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:
         ordered = sorted(buckets, key=lambda b: (b.window, b.label))
@@ -231,18 +226,12 @@ class PostgresHotState(HotState):
         await self.db.run("record_reward", work)
 
 
-class PostgresDecisionLog(DecisionLog):
+class PostgresDecisionLog(OwnsDatabase, DecisionLog):
     name = "postgres"
 
     def __init__(self, url: str, schema: str = "modelrouter") -> None:
         self.db = PostgresDatabase(url, schema)
         self.s = schema
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
 
     async def record(self, d: DecisionRecord) -> None:
         columns = [c.strip() for c in DECISION_COLUMNS.split(",")]

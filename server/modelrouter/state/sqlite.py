@@ -24,6 +24,7 @@ from .interfaces import (
     ExportRow,
     FeedbackRecord,
     HotState,
+    OwnsDatabase,
     StorageUnavailable,
 )
 from .retry import RetryPolicy
@@ -116,17 +117,11 @@ class SqliteDatabase:
         return await self.run(operation, atomic)
 
 
-class SqliteHotState(HotState):
+class SqliteHotState(OwnsDatabase, HotState):
     name = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.db = SqliteDatabase(path)
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
 
     async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:
         def work(conn: sqlite3.Connection) -> Bucket | None:
@@ -198,17 +193,11 @@ class SqliteHotState(HotState):
         await self.db.transaction("record_reward", work)
 
 
-class SqliteDecisionLog(DecisionLog):
+class SqliteDecisionLog(OwnsDatabase, DecisionLog):
     name = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.db = SqliteDatabase(path)
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
 
     async def record(self, decision: DecisionRecord) -> None:
         placeholders = ", ".join("?" * 16)
