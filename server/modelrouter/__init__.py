@@ -15,28 +15,39 @@ from .base import (
     Provider,
     ProviderCall,
     ProviderSettings,
+    ToolCallAssembler,
+    ToolCallDelta,
     Usage,
 )
 from .errors import ModelUnavailable, ProviderError, RouterError
 from .types import (
+    CallOptions,
     Classification,
     Complexity,
     Constraints,
+    ContentPart,
+    Image,
     Message,
+    ResponseFormat,
     Role,
     RoutingRequest,
     TaskType,
+    Tool,
+    ToolCall,
 )
 
 hookimpl = pluggy.HookimplMarker("modelrouter")
 
 __all__ = [
+    "CallOptions",
     "Classification",
     "Classifier",
     "Completion",
     "CompletionChunk",
     "Complexity",
     "Constraints",
+    "ContentPart",
+    "Image",
     "Message",
     "ModelUnavailable",
     "PluginContext",
@@ -44,10 +55,15 @@ __all__ = [
     "ProviderCall",
     "ProviderError",
     "ProviderSettings",
+    "ResponseFormat",
     "Role",
     "RouterError",
     "RoutingRequest",
     "TaskType",
+    "Tool",
+    "ToolCall",
+    "ToolCallAssembler",
+    "ToolCallDelta",
     "Usage",
     "hookimpl",
 ]

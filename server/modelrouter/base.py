@@ -10,7 +10,15 @@ import abc
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-from .types import Classification, Message, RoutingRequest
+from .types import (
+    NO_OPTIONS,
+    CallOptions,
+    Classification,
+    Message,
+    RoutingRequest,
+    ToolCall,
+    needed_capabilities,
+)
 
 
 class Classifier(abc.ABC):
@@ -60,26 +68,95 @@ class ProviderCall:
     #: Seconds left before the caller's deadline, or ``None`` for no deadline.
     timeout_s: float | None = None
     temperature: float | None = None
+    #: Tools, tool choice, response format, stop sequences, top_p and seed.
+    options: CallOptions = NO_OPTIONS
+
+    def needed_capabilities(self) -> frozenset[str]:
+        """What serving this call takes (``tools``, ``vision``, ``json``); a provider whose
+        ``supports`` lacks one must refuse the call (see :func:`upstream.check_supported`)."""
+        return needed_capabilities(self.messages, self.options)
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A finished answer from a provider."""
+    """A finished answer from a provider.
+
+    ``tool_calls`` are the tools the model called (``finish_reason`` is then
+    ``"tool_calls"``); ``text`` may be empty.
+    """
 
     text: str
     model: str
     usage: Usage
     finish_reason: str = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of one streamed tool call.
+
+    Pieces of one call share ``index`` (its position among the answer's calls, from 0);
+    pieces of several calls may interleave. ``id`` and ``name`` come with a call's first
+    piece (``None`` after); ``arguments`` is the next fragment of its ``arguments_json``.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class CompletionChunk:
-    """A piece of a streamed answer; the last chunk carries ``usage`` if the provider reports it."""
+    """A piece of a streamed answer: a text ``delta`` or a ``tool_call_delta``. The last
+    chunk carries ``usage`` if the provider reports it."""
 
     delta: str = ""
     usage: Usage | None = None
     model: str | None = None
     finish_reason: str | None = None
+    tool_call_delta: ToolCallDelta | None = None
+
+
+class ToolCallAssembler:
+    """Folds streamed :class:`ToolCallDelta` pieces into complete :class:`ToolCall` s.
+
+    Feed every delta to :meth:`add`; :attr:`tool_calls` gives the calls so far, ordered by
+    index, each with its fragments joined (an empty argument string reads as ``"{}"``).
+    Linear in the total size of the fragments, whatever the interleaving.
+    """
+
+    __slots__ = ("_ids", "_names", "_fragments")
+
+    def __init__(self) -> None:
+        self._ids: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+        self._fragments: dict[int, list[str]] = {}
+
+    def add(self, delta: ToolCallDelta) -> None:
+        index = delta.index
+        fragments = self._fragments.setdefault(index, [])
+        if delta.id:
+            self._ids.setdefault(index, delta.id)
+        if delta.name:
+            self._names.setdefault(index, delta.name)
+        if delta.arguments:
+            fragments.append(delta.arguments)
+
+    def __bool__(self) -> bool:
+        return bool(self._fragments)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(
+                id=self._ids.get(index, ""),
+                name=self._names.get(index, ""),
+                arguments_json="".join(self._fragments[index]) or "{}",
+            )
+            for index in sorted(self._fragments)
+        )
 
 
 class PluginContext:
@@ -130,6 +207,14 @@ class Provider(abc.ABC):
     kind: str = ""
     #: Whether this provider needs an API key to work (local models do not).
     requires_api_key: bool = True
+    #: What this provider's adapter can send upstream beyond plain text turns: ``"tools"``
+    #: (tools, tool calls and tool turns), ``"vision"`` (image parts), ``"json"`` (a
+    #: response format). The catalog's per-model ``capabilities`` stay the routing truth
+    #: (a model may lack what its provider supports); this says what the adapter can
+    #: carry at all. A call needing anything else must raise
+    #: ``ProviderError(kind="unsupported", retryable=False)`` (see
+    #: ``upstream.check_supported``), never silently drop it.
+    supports: frozenset[str] = frozenset()
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

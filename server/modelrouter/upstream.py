@@ -14,8 +14,12 @@ import email.utils
 import time
 from collections.abc import Iterable, Mapping
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .errors import ProviderError
+
+if TYPE_CHECKING:
+    from .base import ProviderCall
 
 _CONTEXT_LENGTH_MARKERS = (
     "context_length_exceeded",
@@ -162,3 +166,18 @@ def _body_message(body: object, fallback: str) -> str:
             if message:
                 return f"{code}: {message}" if code else str(message)
     return fallback
+
+
+def check_supported(call: ProviderCall, supports: frozenset[str], provider: str) -> None:
+    """Raise ``ProviderError(kind="unsupported", retryable=False)`` when ``call`` needs
+    something (``tools``, ``vision``, ``json``) that ``supports`` lacks. Providers call it
+    first, so that a request is refused rather than sent with its tools, images or schema
+    silently dropped."""
+    missing = call.needed_capabilities() - supports
+    if missing:
+        raise ProviderError(
+            "unsupported",
+            f"provider {provider!r} cannot carry {', '.join(sorted(missing))} "
+            f"(it supports: {', '.join(sorted(supports)) or 'text only'})",
+            retryable=False,
+        )
