@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +43,7 @@ from modelrouter import (
     TaskType,
     hookimpl,
 )
+from modelrouter.config.environment import Environment
 from modelrouter.learning.embedders import Embedder, MissingExtraError, embedder_from_name
 from modelrouter.learning.quality_model import QualityModel
 from modelrouter_embedding import EmbeddingClassifier, extra_installed, tier_for_score
@@ -73,7 +73,7 @@ class LearnedClassifier(Classifier):
         task_classifier: EmbeddingClassifier | None = None,
         use_task_classifier: bool = True,
     ) -> None:
-        path = artifact_path or os.environ.get(ARTIFACT_ENV)
+        path = artifact_path or Environment().get(ARTIFACT_ENV)
         if not path:
             raise ValueError(f"no artifact: pass artifact_path or set {ARTIFACT_ENV}")
         self.path = Path(path)
@@ -160,7 +160,7 @@ def register_classifiers(register: Callable[[Classifier], None], context: Plugin
     artifact = context.options("learned").get("artifact")
     if artifact is not None and not isinstance(artifact, str):
         raise ValueError(f"classifiers.learned.artifact: expected a path, got {artifact!r}")
-    path = artifact or os.environ.get(ARTIFACT_ENV)
+    path = artifact or Environment().get(ARTIFACT_ENV)
     if not path:
         return
     classifier = LearnedClassifier(path)

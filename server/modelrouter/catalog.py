@@ -8,12 +8,12 @@ Unavailable models are listed with the reason and skipped by selection.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .base import Provider, ProviderSettings
 from .config import Config, ModelSpec
+from .config.environment import Environment
 from .errors import ModelUnavailable, NotFound
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class Catalog:
         provider_types: Mapping[str, type[Provider]],
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        environ = os.environ if environ is None else environ
+        env = Environment(environ)
         self.models: dict[str, ModelSpec] = {m.name: m for m in config.models}
         self.providers: dict[str, Provider] = {}
         #: Provider name -> why its models cannot be used.
@@ -47,7 +47,9 @@ class Catalog:
                 )
                 continue
             api_key = (
-                environ.get(provider_config.api_key_env) if provider_config.api_key_env else None
+                env.provider_key(provider_config.api_key_env)
+                if provider_config.api_key_env
+                else None
             )
             # An OpenAI-compatible server on the operator's own base_url often needs no
             # key: without api_key_env configured, a base_url stands in for one.

@@ -2,6 +2,10 @@
 
 Client commands take ``--target host:port`` (default ``$MODELROUTER_TARGET`` or
 ``localhost:50051``) and ``--json`` for machine-readable output.
+
+A user's mistake never ends in a traceback: bad arguments and configuration problems are
+reported on stderr and exit 2; a server that cannot be reached or answers with an error
+exits 1, with one line naming the target or the status.
 """
 
 from __future__ import annotations
@@ -9,15 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import json_format
 
+from .config.environment import Environment
+from .errors import ConfigError, RouterError
+
 DEFAULT_TARGET = "localhost:50051"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Exit statuses: 2 for the user's arguments or configuration, 1 for the server's answer.
+USAGE_ERROR, SERVER_ERROR = 2, 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (plus where to look), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,25 +41,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
-        return 2
+        return USAGE_ERROR
     try:
         return int(args.run(args) or 0)
+    except ConfigError as error:
+        # One line per problem; each names the file and the key.
+        print(error, file=sys.stderr)
+        return USAGE_ERROR
     except grpc.RpcError as error:
-        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
-        return 1
+        print(_describe_rpc_error(error, getattr(args, "target", None)), file=sys.stderr)
+        return SERVER_ERROR
+    except (RouterError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return SERVER_ERROR
+    except KeyboardInterrupt:
+        return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelrouter", description=__doc__.splitlines()[0])
+def _describe_rpc_error(error: grpc.RpcError, target: str | None) -> str:
+    code, details = error.code(), error.details()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE and target is not None:
+        return f"error: UNAVAILABLE: cannot reach modelrouter at {target} ({details})"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and target is not None:
+        return f"error: DEADLINE_EXCEEDED: no answer from modelrouter at {target} in time"
+    return f"error: {code.name}: {details}"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
+    env = environ or Environment()
+    parser = _Parser(prog="modelrouter", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--config", help="TOML configuration (default: the shipped one)")
     serve.add_argument("--host", help="address to bind (default: server.host)")
     serve.add_argument("--port", type=int, help="port to bind (default: server.port)")
-    serve.add_argument("--log-level", default=os.environ.get("MODELROUTER_LOG_LEVEL", "INFO"))
     serve.add_argument(
-        "--workers", type=int, default=1, help="processes sharing the port (state via [storage])"
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=(env.get("MODELROUTER_LOG_LEVEL") or "INFO").upper(),
+        help="default: $MODELROUTER_LOG_LEVEL or INFO",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes sharing the port (state via [storage])",
     )
     serve.set_defaults(run=_serve)
 
@@ -52,14 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("route", "choose a model for a prompt", _route),
     ):
         command = commands.add_parser(name, help=help_text)
-        _client_arguments(command)
+        _client_arguments(command, env)
         command.add_argument("prompt", help="the user message")
         command.add_argument("--system", help="a system prompt sent before the user message")
         _constraint_arguments(command)
         command.set_defaults(run=run)
 
     execute = commands.add_parser("execute", help="route a prompt and print the answer")
-    _client_arguments(execute)
+    _client_arguments(execute, env)
     execute.add_argument("prompt", help="the user message")
     execute.add_argument("--system", help="a system prompt sent before the user message")
     execute.add_argument("--model", default="", help="call this catalog model first")
@@ -75,11 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("usage", "show the tenant's spend and budget left per window", _usage),
     ):
         command = commands.add_parser(name, help=help_text)
-        _client_arguments(command)
+        _client_arguments(command, env)
         command.set_defaults(run=run)
 
     feedback = commands.add_parser("feedback", help="submit feedback on a decision")
-    _client_arguments(feedback)
+    _client_arguments(feedback, env)
     feedback.add_argument("decision_id")
     feedback.add_argument("score", type=float, help="quality of the answer in [0, 1]")
     feedback.add_argument("--failed", action="store_true", help="the answer was unusable")
@@ -89,21 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feedback.set_defaults(run=_feedback)
 
+    from .config.commands import add_commands as add_config_commands
     from .learning.commands import add_commands as add_learning_commands
-    from .state.commands import add_commands as add_state_commands
+    from .admin import add_commands as add_state_commands
 
+    add_config_commands(commands)
     add_state_commands(commands)
     add_learning_commands(commands)
     return parser
 
 
-def _client_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--target", default=os.environ.get("MODELROUTER_TARGET", DEFAULT_TARGET))
+def _client_arguments(command: argparse.ArgumentParser, env: Environment) -> None:
+    command.add_argument(
+        "--target",
+        default=env.get("MODELROUTER_TARGET") or DEFAULT_TARGET,
+        help="host:port of the server (default: $MODELROUTER_TARGET or localhost:50051)",
+    )
     command.add_argument("--json", action="store_true", help="print JSON")
     command.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     command.add_argument(
         "--api-key",
-        default=os.environ.get("MODELROUTER_API_KEY"),
+        default=env.get("MODELROUTER_API_KEY"),
         help="sent as a bearer token when the server has auth on (default: $MODELROUTER_API_KEY)",
     )
 
@@ -162,11 +222,15 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     if args.workers > 1:
-        from .state.commands import run_workers
+        from .config import load_config
+        from .admin import run_workers
+
+        # Checked here, once: each worker would otherwise fail (or worse, run) on its own.
+        load_config(args.config).check_workers(args.workers)
 
         return run_workers(args.workers, args.config, args.host, args.port, args.log_level)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     serve(args.config, host=args.host, port=args.port)
     return 0

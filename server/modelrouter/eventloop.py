@@ -9,9 +9,10 @@ part of their time there. It is optional; without it nothing changes but speed.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
+
+from .config.environment import Environment
 
 __all__ = ["loop_factory", "run"]
 
@@ -22,8 +23,8 @@ def loop_factory(
     environ: Mapping[str, str] | None = None,
 ) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop constructor when installed and not turned off; ``None``: asyncio's."""
-    environ = os.environ if environ is None else environ
-    if environ.get("MODELROUTER_EVENT_LOOP", "").strip().lower() == "asyncio":
+    choice = Environment(environ).get("MODELROUTER_EVENT_LOOP") or ""
+    if choice.strip().lower() == "asyncio":
         return None
     try:
         import uvloop

@@ -11,7 +11,6 @@ set it to an empty string to load none.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,6 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .base import Classifier, PluginContext, Provider
+from .config.environment import Environment
 from .errors import ConfigError
 
 ENTRY_POINT_GROUP = "modelrouter"
@@ -96,7 +96,7 @@ def load_plugins(
 
 
 def _allowlist() -> set[str] | None:
-    value = os.environ.get(ALLOWLIST_ENV)
+    value = Environment().get(ALLOWLIST_ENV)
     if value is None:
         return None
     return {name.strip() for name in value.split(",") if name.strip()}

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from ..config.environment import Environment
+
 __all__ = ["add_commands"]
 
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelrouter"
+DEFAULT_CACHE = Environment().cache_home() / "modelrouter"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
