@@ -33,7 +33,9 @@ VARIABLES: tuple[Variable, ...] = (
         "the shipped default_config.toml",
     ),
     Variable("MODELROUTER_LOG_LEVEL", "default `serve --log-level`", "cli", "INFO"),
-    Variable("MODELROUTER_TARGET", "default `--target` of client commands", "cli", "localhost:50051"),
+    Variable(
+        "MODELROUTER_TARGET", "default `--target` of client commands", "cli", "localhost:50051"
+    ),
     Variable(
         "MODELROUTER_API_KEY",
         "default `--api-key` of client commands (sent as a bearer token)",
@@ -54,13 +56,13 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "MODELROUTER_LEARNED_ARTIFACT",
-        "router artifact of the `learned` classifier, when `[classifiers.learned] artifact` is unset",
+        "artifact of the `learned` classifier when `[classifiers.learned] artifact` is unset",
         "modelrouter_learned",
         "the learned classifier is not registered",
     ),
     Variable(
         "XDG_CACHE_HOME",
-        "parent of the embedding cache of `modelrouter eval`/`train` (`$XDG_CACHE_HOME/modelrouter`)",
+        "embedding cache of `modelrouter eval`/`train` is `$XDG_CACHE_HOME/modelrouter`",
         "learning",
         "~/.cache",
     ),
@@ -69,9 +71,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_SERVICE_NAME", "overrides `telemetry.service_name`", "telemetry"),
     Variable("OTEL_RESOURCE_ATTRIBUTES", "extra resource attributes, `k=v,k2=v2`", "telemetry"),
     Variable("OTEL_TRACES_EXPORTER", "`otlp` or `none`; when set it decides", "telemetry"),
-    Variable(
-        "OTEL_METRICS_EXPORTER", "comma list of `otlp`, `prometheus`, `none`", "telemetry"
-    ),
+    Variable("OTEL_METRICS_EXPORTER", "comma list of `otlp`, `prometheus`, `none`", "telemetry"),
     Variable("OTEL_EXPORTER_OTLP_ENDPOINT", "overrides `telemetry.otlp_endpoint`", "telemetry"),
     Variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "trace endpoint, used as given", "telemetry"),
     Variable("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "metric endpoint, used as given", "telemetry"),
@@ -82,7 +82,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_METRIC_EXPORT_INTERVAL", "metric export interval, ms", "telemetry"),
     Variable("OTEL_EXPORTER_PROMETHEUS_HOST", "Prometheus endpoint address", "telemetry"),
     Variable("OTEL_EXPORTER_PROMETHEUS_PORT", "Prometheus endpoint port", "telemetry"),
-    Variable("OTEL_TRACES_SAMPLER", "`(parentbased_)traceidratio`, `always_on`, `always_off`", "telemetry"),
+    Variable(
+        "OTEL_TRACES_SAMPLER",
+        "`(parentbased_)traceidratio`, `always_on`, `always_off`",
+        "telemetry",
+    ),
     Variable("OTEL_TRACES_SAMPLER_ARG", "ratio of `traceidratio`", "telemetry"),
     Variable(
         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",

@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import enum
 import functools
+import os
 import tomllib
 import types
 import typing
@@ -46,7 +47,7 @@ class Problem:
     text: str
 
 
-def read_config(path: str | Path) -> Config:
+def read_config(path: str | os.PathLike[str]) -> Config:
     """Load and validate the file at ``path``; a missing or unreadable file is a ConfigError."""
     file = Path(path)
     try:

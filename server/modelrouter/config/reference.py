@@ -64,7 +64,12 @@ def _section(lines: list[str], header: str, annotation: Any) -> None:
         if _is_table(value):
             _section(lines, f"{header}.NAME", value)
         else:  # [classifiers.NAME]: the plugin's own options
-            lines += [f"### `[{header}.NAME]`", "", "Options of the plugin NAME, which checks them.", ""]
+            lines += [
+                f"### `[{header}.NAME]`",
+                "",
+                "Options of the plugin NAME, which checks them.",
+                "",
+            ]
         return
     if origin is tuple:
         item, _ = _unwrap(typing.get_args(annotation)[0])
@@ -102,7 +107,7 @@ def _type(info: FieldInfo) -> str:
     extra = info.json_schema_extra
     if isinstance(extra, dict) and "type_doc" in extra:
         return str(extra["type_doc"])
-    annotation, metadata = _unwrap(info.annotation)
+    annotation, _ = _unwrap(info.annotation)
     if typing.get_origin(annotation) in (Mapping, dict):
         key, value = typing.get_args(annotation)
         return f"a table: {_describe(key, [])} = {_describe(value, [])}"

@@ -35,25 +35,28 @@ __all__ = [
 class ServerConfig:
     """The ``[server]`` table: the gRPC listener."""
 
-    host: Text = Field("127.0.0.1", description="Address the gRPC server binds.")
-    port: Port = Field(50051, description="gRPC port (0: any free port).")
+    host: Text = Field(default="127.0.0.1", description="Address the gRPC server binds.")
+    port: Port = Field(default=50051, description="gRPC port (0: any free port).")
     max_message_bytes: Int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest request or response, in bytes."
+        default=4 * 1024 * 1024, ge=1024, description="Largest request or response, in bytes."
     )
     grace_period_s: Number = Field(
-        10.0, ge=0.0, description="Seconds in-flight calls get to finish on SIGTERM."
+        default=10.0, ge=0.0, description="Seconds in-flight calls get to finish on SIGTERM."
     )
     strict_plugins: Flag = Field(
-        False, description="Refuse to start when a plugin fails to load (off: report and go on)."
+        default=False,
+        description="Refuse to start when a plugin fails to load (off: report and go on).",
     )
     max_concurrent_rpcs: Int = Field(
-        1000, ge=0, description="Calls served at once; more are refused (0: unlimited)."
+        default=1000, ge=0, description="Calls served at once; more are refused (0: unlimited)."
     )
     max_concurrent_streams_per_connection: Int = Field(
-        100, ge=1, description="HTTP/2 streams one client connection may open at once."
+        default=100, ge=1, description="HTTP/2 streams one client connection may open at once."
     )
     keepalive_min_time_s: Number = Field(
-        10.0, ge=0.0, description="Shortest interval between client keepalive pings accepted."
+        default=10.0,
+        ge=0.0,
+        description="Shortest interval between client keepalive pings accepted.",
     )
 
 
@@ -71,10 +74,13 @@ class RoutingConfig:
     """The ``[routing]`` table: how a classification turns into a choice of model."""
 
     default_classifier: Text = Field(
-        "rules", description="Classifier of requests that name none (a loaded plugin's name)."
+        default="rules",
+        description="Classifier of requests that name none (a loaded plugin's name).",
     )
     default_max_output_tokens: Int = Field(
-        512, ge=1, description="Output tokens assumed for cost estimates when a request sets none."
+        default=512,
+        ge=1,
+        description="Output tokens assumed for cost estimates when a request sets none.",
     )
     #: Minimum model quality each complexity demands.
     min_quality: Mapping[ComplexityName, Fraction] = Field(
@@ -87,10 +93,10 @@ class RoutingConfig:
         default_factory=dict, description="Capabilities a model must have, per task type."
     )
     session_ttl_s: Number = Field(
-        3600.0, ge=1.0, description="Seconds a session keeps its model after its last turn."
+        default=3600.0, ge=1.0, description="Seconds a session keeps its model after its last turn."
     )
     floor: Literal["soft", "hard"] = Field(
-        "soft",
+        default="soft",
         description="`soft`: when no model meets a tier's quality floor, the best one meeting "
         "the caller's constraints answers; `hard`: the request fails.",
     )
@@ -100,8 +106,12 @@ class RoutingConfig:
     def _over_defaults(cls, value: Any) -> Any:
         # A file sets the levels it cares about; the others keep their defaults.
         if isinstance(value, Mapping):
-            defaults: dict[Any, Any] = {k.name.lower(): v for k, v in _default_min_quality().items()}
-            given = {k.name.lower() if isinstance(k, Complexity) else k: v for k, v in value.items()}
+            defaults: dict[Any, Any] = {
+                k.name.lower(): v for k, v in _default_min_quality().items()
+            }
+            given = {
+                k.name.lower() if isinstance(k, Complexity) else k: v for k, v in value.items()
+            }
             return {**defaults, **given}
         return value
 
@@ -111,27 +121,37 @@ class ExecutionConfig:
     """The ``[execution]`` table: retries, backoff, circuit breaking and timeouts of Execute."""
 
     max_attempts_per_model: Int = Field(
-        2, ge=1, description="Calls to one model per request before the next fallback (1: no retry)."
+        default=2,
+        ge=1,
+        description="Calls to one model per request before the next fallback (1: no retry).",
     )
     #: Full-jitter backoff: the n-th retry waits uniform(0, min(max, base * 2**n)) seconds,
     #: or the upstream's Retry-After when it gives one.
     backoff_base_s: Number = Field(
-        0.25, ge=0.0, description="Full-jitter backoff: retry n waits up to base * 2**n seconds."
+        default=0.25,
+        ge=0.0,
+        description="Full-jitter backoff: retry n waits up to base * 2**n seconds.",
     )
     backoff_max_s: Number = Field(
-        5.0, ge=0.0, description="Longest retry wait; a longer Retry-After moves to the next fallback."
+        default=5.0,
+        ge=0.0,
+        description="Longest retry wait; a longer Retry-After moves to the next fallback.",
     )
     circuit_failure_threshold: Int = Field(
-        5, ge=1, description="Consecutive failures after which a model cools down."
+        default=5, ge=1, description="Consecutive failures after which a model cools down."
     )
     circuit_cooldown_s: Number = Field(
-        10.0, ge=0.0, description="Seconds a cooling model is skipped by selection."
+        default=10.0, ge=0.0, description="Seconds a cooling model is skipped by selection."
     )
     request_timeout_s: Number = Field(
-        120.0, ge=0.001, description="Cap on one Execute call when the caller's deadline is longer."
+        default=120.0,
+        ge=0.001,
+        description="Cap on one Execute call when the caller's deadline is longer.",
     )
     stream_idle_timeout_s: Number = Field(
-        30.0, ge=0.001, description="A stream whose reader takes nothing this long is cancelled."
+        default=30.0,
+        ge=0.001,
+        description="A stream whose reader takes nothing this long is cancelled.",
     )
 
 
@@ -139,40 +159,50 @@ class ExecutionConfig:
 class LimitsConfig:
     """The ``[limits]`` table: the largest request the server accepts, refused early."""
 
-    max_messages: Int = Field(1000, ge=1, description="Messages in one request.")
-    max_parts_per_message: Int = Field(100, ge=1, description="Content parts in one message.")
-    max_tools: Int = Field(128, ge=0, description="Tools declared by one request.")
+    max_messages: Int = Field(default=1000, ge=1, description="Messages in one request.")
+    max_parts_per_message: Int = Field(
+        default=100, ge=1, description="Content parts in one message."
+    )
+    max_tools: Int = Field(default=128, ge=0, description="Tools declared by one request.")
     max_schema_bytes: Int = Field(
-        65536, ge=0, description="Bytes of one JSON schema (tool parameters, structured output)."
+        default=65536,
+        ge=0,
+        description="Bytes of one JSON schema (tool parameters, structured output).",
     )
     max_prompt_chars: Int = Field(
-        2_000_000, ge=1, description="Characters of text across all messages of one request."
+        default=2_000_000,
+        ge=1,
+        description="Characters of text across all messages of one request.",
     )
     max_constraint_entries: Int = Field(
-        256, ge=0, description="Entries of each repeated constraint (providers, models, ...)."
+        default=256,
+        ge=0,
+        description="Entries of each repeated constraint (providers, models, ...).",
     )
-    max_metadata_entries: Int = Field(64, ge=0, description="Metadata entries of one request.")
+    max_metadata_entries: Int = Field(
+        default=64, ge=0, description="Metadata entries of one request."
+    )
     max_metadata_value_chars: Int = Field(
-        512, ge=0, description="Characters of one metadata value."
+        default=512, ge=0, description="Characters of one metadata value."
     )
     max_feedback_comment_chars: Int = Field(
-        4096, ge=0, description="Characters of one feedback comment."
+        default=4096, ge=0, description="Characters of one feedback comment."
     )
     max_feedback_source_chars: Int = Field(
-        128, ge=0, description="Characters of one feedback source name."
+        default=128, ge=0, description="Characters of one feedback source name."
     )
     max_feedback_sources: Int = Field(
-        32, ge=1, description="Distinct feedback sources kept per decision."
+        default=32, ge=1, description="Distinct feedback sources kept per decision."
     )
-    max_image_bytes: Int = Field(20 * 1024 * 1024, ge=0, description="Bytes of one image.")
+    max_image_bytes: Int = Field(default=20 * 1024 * 1024, ge=0, description="Bytes of one image.")
     tenant_requests_per_second: Number = Field(
-        0.0, ge=0.0, description="Sustained calls per second per tenant (0: unlimited)."
+        default=0.0, ge=0.0, description="Sustained calls per second per tenant (0: unlimited)."
     )
     tenant_request_burst: Int = Field(
-        50, ge=1, description="Calls a tenant may make at once above its per-second rate."
+        default=50, ge=1, description="Calls a tenant may make at once above its per-second rate."
     )
     feedback_per_minute_per_tenant: Int = Field(
-        600, ge=0, description="SubmitFeedback calls per minute per tenant (0: unlimited)."
+        default=600, ge=0, description="SubmitFeedback calls per minute per tenant (0: unlimited)."
     )
 
 
@@ -180,10 +210,10 @@ class LimitsConfig:
 class HttpConfig:
     """The ``[http]`` table: the OpenAI-compatible HTTP face and the operator dashboard."""
 
-    host: Text = Field("127.0.0.1", description="Address the HTTP server binds.")
-    port: Port = Field(8080, description="HTTP port (0: no HTTP server).")
+    host: Text = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: Port = Field(default=8080, description="HTTP port (0: no HTTP server).")
     admin_tenants: tuple[Text, ...] = Field(
-        (), description="Tenants allowed to see every tenant's data on the dashboard."
+        default=(), description="Tenants allowed to see every tenant's data on the dashboard."
     )
 
 
@@ -194,7 +224,8 @@ class ModelSpec:
     name: Text = Field(description="Catalog name callers and the decision log use.")
     provider: Text = Field(description="A `[providers.NAME]` table that serves the model.")
     upstream_model: Text = Field(
-        description="Model name sent to the provider.", json_schema_extra={"file_default": "the model's `name`"}
+        description="Model name sent to the provider.",
+        json_schema_extra={"file_default": "the model's `name`"},
     )
     input_price_usd_per_mtok: Number = Field(ge=0.0, description="USD per 1M input tokens.")
     output_price_usd_per_mtok: Number = Field(ge=0.0, description="USD per 1M output tokens.")
@@ -206,7 +237,8 @@ class ModelSpec:
         json_schema_extra={"file_default": '`"expert"`'},
     )
     capabilities: frozenset[Text] = Field(
-        frozenset(), description="What it can do: chat, code, json, tools, vision, long_context..."
+        default=frozenset(),
+        description="What it can do: chat, code, json, tools, vision, long_context...",
     )
     quality_by_task: Mapping[TaskName, Fraction] = Field(
         default_factory=dict, description="Quality per task type, where it differs from `quality`."
@@ -235,10 +267,10 @@ class ProviderConfig:
         json_schema_extra={"file_default": "the table's NAME"},
     )
     api_key_env: Text | None = Field(
-        None, description="Environment variable holding the API key; unset: no key."
+        default=None, description="Environment variable holding the API key; unset: no key."
     )
     base_url: Text | None = Field(
-        None, description="Endpoint of an OpenAI-compatible or self-hosted server."
+        default=None, description="Endpoint of an OpenAI-compatible or self-hosted server."
     )
     options: Mapping[str, Any] = Field(
         default_factory=dict,
@@ -256,8 +288,12 @@ class Config:
     providers: Mapping[str, ProviderConfig] = Field(
         default_factory=dict, description="`[providers.NAME]` tables."
     )
-    models: tuple[ModelSpec, ...] = Field((), description="`[[models]]` entries: the catalog.")
-    source: str = Field("<default>", description="File (or string) the configuration came from.")
+    models: tuple[ModelSpec, ...] = Field(
+        default=(), description="`[[models]]` entries: the catalog."
+    )
+    source: str = Field(
+        default="<default>", description="File (or string) the configuration came from."
+    )
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     #: Storage, budgets, auth and adaptive routing: ``[storage]``, ``[budgets]``, ``[auth]``,
     #: ``[adaptive]``.

@@ -31,33 +31,41 @@ class StorageConfig:
     """The ``[storage]`` table: where hot shared state and the decision log live."""
 
     hot: Literal["memory", "sqlite", "redis", "postgres"] = Field(
-        "memory", description="Store of budget counters, adaptive statistics and sessions."
+        default="memory", description="Store of budget counters, adaptive statistics and sessions."
     )
     log: Literal["memory", "sqlite", "postgres"] = Field(
-        "memory", description="Store of the durable decision log and feedback."
+        default="memory", description="Store of the durable decision log and feedback."
     )
     sqlite_path: Text = Field(
-        "~/.local/state/modelrouter/modelrouter.db",
+        default="~/.local/state/modelrouter/modelrouter.db",
         description="SQLite database file (`:memory:` keeps it in the process).",
     )
-    redis_url: Text = Field("redis://127.0.0.1:6379/0", description="Redis server of `hot = \"redis\"`.")
+    redis_url: Text = Field(
+        default="redis://127.0.0.1:6379/0", description='Redis server of `hot = "redis"`.'
+    )
     redis_prefix: Text = Field(
-        "modelrouter", description="Prefix of every Redis key, so deployments can share one Redis."
+        default="modelrouter",
+        description="Prefix of every Redis key, so deployments can share one Redis.",
     )
     postgres_url: Text = Field(
-        "postgresql://postgres@127.0.0.1:5432/postgres", description="PostgreSQL connection URL."
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        description="PostgreSQL connection URL.",
     )
     postgres_schema: Text = Field(
-        "modelrouter", description="PostgreSQL schema holding the tables (created when missing)."
+        default="modelrouter",
+        description="PostgreSQL schema holding the tables (created when missing).",
     )
     log_prompts: Flag = Field(
-        False, description="Log the last user turn with each decision (off: prompts never stored)."
+        default=False,
+        description="Log the last user turn with each decision (off: prompts never stored).",
     )
     retention_days: Int = Field(
-        30, ge=1, description="Days a decision and its feedback stay in the log before the sweep."
+        default=30,
+        ge=1,
+        description="Days a decision and its feedback stay in the log before the sweep.",
     )
     retention_sweep_batch: Int = Field(
-        1000, ge=1, description="Decisions deleted per statement by the retention sweep."
+        default=1000, ge=1, description="Decisions deleted per statement by the retention sweep."
     )
 
 
@@ -65,9 +73,13 @@ class StorageConfig:
 class BudgetLimits:
     """Spend limits of one tenant, in USD per calendar window (UTC); unset: no limit."""
 
-    hour_usd: Number | None = Field(None, ge=0.0, description="USD per calendar hour (UTC).")
-    day_usd: Number | None = Field(None, ge=0.0, description="USD per calendar day (UTC).")
-    month_usd: Number | None = Field(None, ge=0.0, description="USD per calendar month (UTC).")
+    hour_usd: Number | None = Field(
+        default=None, ge=0.0, description="USD per calendar hour (UTC)."
+    )
+    day_usd: Number | None = Field(default=None, ge=0.0, description="USD per calendar day (UTC).")
+    month_usd: Number | None = Field(
+        default=None, ge=0.0, description="USD per calendar month (UTC)."
+    )
 
     def by_window(self) -> dict[str, float]:
         windows = {"hour": self.hour_usd, "day": self.day_usd, "month": self.month_usd}
@@ -102,10 +114,11 @@ class BudgetsConfig:
     )
     #: Sorted by ``remaining_below``, largest first.
     degrade: Annotated[tuple[DegradeTier, ...], AfterValidator(_largest_first)] = Field(
-        (), description="Quality floors that apply as a budget runs low (`[[budgets.degrade]]`)."
+        default=(),
+        description="Quality floors that apply as a budget runs low (`[[budgets.degrade]]`).",
     )
     max_in_flight_per_tenant: Int = Field(
-        64, ge=1, description="Budget reservations one tenant may hold at once."
+        default=64, ge=1, description="Budget reservations one tenant may hold at once."
     )
 
     def limits_for(self, tenant: str) -> BudgetLimits:
@@ -136,15 +149,19 @@ class ApiKey:
 class AuthConfig:
     """The ``[auth]`` table. Off: every call runs as tenant ``default``."""
 
-    enabled: Flag = Field(False, description="Require an API key on every call.")
-    keys: tuple[ApiKey, ...] = Field((), description="Accepted keys (`[[auth.keys]]`).")
-    tls_cert_file: Text | None = Field(None, description="PEM certificate chain; turns TLS on.")
-    tls_key_file: Text | None = Field(None, description="PEM private key of `tls_cert_file`.")
+    enabled: Flag = Field(default=False, description="Require an API key on every call.")
+    keys: tuple[ApiKey, ...] = Field(default=(), description="Accepted keys (`[[auth.keys]]`).")
+    tls_cert_file: Text | None = Field(
+        default=None, description="PEM certificate chain; turns TLS on."
+    )
+    tls_key_file: Text | None = Field(
+        default=None, description="PEM private key of `tls_cert_file`."
+    )
     tls_client_ca_file: Text | None = Field(
-        None, description="PEM CA bundle; when set, clients must present a certificate."
+        default=None, description="PEM CA bundle; when set, clients must present a certificate."
     )
     allow_unauthenticated: Flag = Field(
-        False, description="Serve a non-loopback address with auth off (refused otherwise)."
+        default=False, description="Serve a non-loopback address with auth off (refused otherwise)."
     )
 
     @model_validator(mode="after")
@@ -164,21 +181,23 @@ class AuthConfig:
 class AdaptiveConfig:
     """The ``[adaptive]`` table: learn from feedback which eligible model to prefer."""
 
-    enabled: Flag = Field(False, description="Adaptive routing for every tenant.")
+    enabled: Flag = Field(default=False, description="Adaptive routing for every tenant.")
     tenants: frozenset[Text] = Field(
-        frozenset(), description="Tenants with adaptive routing when `enabled` is false."
+        default=frozenset(), description="Tenants with adaptive routing when `enabled` is false."
     )
     explore_fraction: Fraction = Field(
-        0.1, description="Share of requests (at most) that try a model other than the best."
+        default=0.1, description="Share of requests (at most) that try a model other than the best."
     )
     cost_weight: Number = Field(
-        100.0, ge=0.0, description="Quality points one USD of estimated cost is worth."
+        default=100.0, ge=0.0, description="Quality points one USD of estimated cost is worth."
     )
     prior_strength: Number = Field(
-        2.0, ge=0.001, description="Pseudo-observations of catalog quality each model starts with."
+        default=2.0,
+        ge=0.001,
+        description="Pseudo-observations of catalog quality each model starts with.",
     )
     pool_tenants: Flag = Field(
-        False, description="Learn from all tenants' feedback together (off: per tenant)."
+        default=False, description="Learn from all tenants' feedback together (off: per tenant)."
     )
 
     def enabled_for(self, tenant: str) -> bool:

@@ -17,35 +17,41 @@ __all__ = ["TelemetryConfig"]
 class TelemetryConfig:
     """The ``[telemetry]`` table. Standard ``OTEL_*`` variables override it (docs/telemetry.md)."""
 
-    service_name: Text = Field("modelrouter", description="`service.name` of every span and metric.")
+    service_name: Text = Field(
+        default="modelrouter", description="`service.name` of every span and metric."
+    )
     capture_content: Flag = Field(
-        False, description="Record prompt and completion text on spans (off: text never leaves)."
+        default=False,
+        description="Record prompt and completion text on spans (off: text never leaves).",
     )
     otlp_endpoint: Text | None = Field(
-        None,
+        default=None,
         description="OTLP collector, e.g. `http://collector:4317`; unset: no OTLP export.",
     )
     otlp_protocol: Literal["grpc", "http"] = Field(
-        "grpc", description="`grpc` (OTLP/gRPC) or `http` (OTLP/HTTP with protobuf bodies)."
+        default="grpc", description="`grpc` (OTLP/gRPC) or `http` (OTLP/HTTP with protobuf bodies)."
     )
     otlp_headers: Mapping[str, Text] = Field(
         default_factory=dict, description="Extra headers sent with every export."
     )
-    export_traces: Flag = Field(True, description="Export traces over OTLP when an endpoint is set.")
+    export_traces: Flag = Field(
+        default=True, description="Export traces over OTLP when an endpoint is set."
+    )
     export_metrics: Flag = Field(
-        True, description="Export metrics over OTLP when an endpoint is set."
+        default=True, description="Export metrics over OTLP when an endpoint is set."
     )
     metric_export_interval_s: Number = Field(
-        60.0, ge=0.001, description="Seconds between metric exports over OTLP."
+        default=60.0, ge=0.001, description="Seconds between metric exports over OTLP."
     )
     prometheus_port: Port | None = Field(
-        None, description="Serve Prometheus metrics on this port (0: any free port); unset: off."
+        default=None,
+        description="Serve Prometheus metrics on this port (0: any free port); unset: off.",
     )
     prometheus_host: Text = Field(
-        "127.0.0.1", description="Address the Prometheus endpoint binds."
+        default="127.0.0.1", description="Address the Prometheus endpoint binds."
     )
-    sample_ratio: Fraction = Field(1.0, description="Fraction of new traces sampled.")
+    sample_ratio: Fraction = Field(default=1.0, description="Fraction of new traces sampled.")
     trust_caller_sampling: Flag = Field(
-        False,
-        description="Honour a caller's `traceparent` sampled flag (off: only `sample_ratio` decides).",
+        default=False,
+        description="Let a caller's `traceparent` force sampling (off: `sample_ratio` decides).",
     )
