@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from modelrouter.config import Config, parse_config
+from modelrouter.state.interfaces import DecisionLog, HotState
 from modelrouter.testing import TEST_CONFIG
 
 REDIS_URL = os.environ.get("MODELROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -114,3 +116,56 @@ async def backend_config(
         await drop_redis_prefix(unique)
     if backend == "postgres":
         await drop_postgres_schema(unique)
+
+
+async def open_stores(backend: str, tmp_path: Path, unique: str) -> tuple[HotState, DecisionLog]:
+    """The hot store and decision log of ``backend``, opened (Redis logs to SQLite)."""
+    from modelrouter.state.memory import MemoryDecisionLog, MemoryHotState
+    from modelrouter.state.sqlite import SqliteDecisionLog, SqliteHotState
+
+    hot: HotState
+    log: DecisionLog
+    sqlite_path = str(tmp_path / f"{unique}.db")
+    if backend == "memory":
+        hot, log = MemoryHotState(), MemoryDecisionLog()
+    elif backend == "sqlite":
+        hot, log = SqliteHotState(sqlite_path), SqliteDecisionLog(sqlite_path)
+    elif backend == "redis":
+        from modelrouter.state.redis import RedisHotState
+
+        await require_redis()
+        hot, log = RedisHotState(REDIS_URL, unique), SqliteDecisionLog(sqlite_path)
+    else:
+        from modelrouter.state.postgres import PostgresDecisionLog, PostgresHotState
+
+        await require_postgres()
+        hot, log = PostgresHotState(POSTGRES_URL, unique), PostgresDecisionLog(POSTGRES_URL, unique)
+    await hot.open()
+    await log.open()
+    return hot, log
+
+
+@dataclass
+class Stores:
+    backend: str
+    hot: HotState
+    decisions: DecisionLog
+    #: Prefix (Redis) or schema (PostgreSQL) this test owns.
+    unique: str
+
+
+@pytest.fixture(params=BACKENDS)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """The hot store and decision log of each backend, opened, dropped after the test."""
+    backend = request.param
+    unique = f"mrtest_{uuid.uuid4().hex[:12]}"
+    hot, log = await open_stores(backend, tmp_path, unique)
+    try:
+        yield Stores(backend, hot, log, unique)
+    finally:
+        await hot.aclose()
+        await log.aclose()
+        if backend == "redis":
+            await drop_redis_prefix(unique)
+        if backend == "postgres":
+            await drop_postgres_schema(unique)

@@ -35,16 +35,16 @@ async def test_route_logs_decision_and_feedback_round_trips(
         assert ack.duplicate is False
         again = await stub.SubmitFeedback(
             pb.SubmitFeedbackRequest(
-                decision_id=routed.decision_id, score=0.1, success=False, source="u1"
+                decision_id=routed.decision_id, score=0.8, success=True, source="u1"
             )
         )
-        assert again.duplicate is True
-    record = await server.router.state.decisions.get(routed.decision_id)
+        assert again.duplicate is True  # the same feedback again changes nothing
+    record = await server.state.decisions.get(routed.decision_id)
     assert record.chosen_model == routed.selected.model == "tiny"
     assert record.tenant == "default" and record.complexity == "SIMPLE"
     assert [c.model for c in record.candidates] == ["tiny", "small-coder", "large"]
     assert record.prompt is None  # prompts are logged only when the operator opts in
-    rows = [row async for row in server.router.state.decisions.export()]
+    rows = [row async for row in server.state.decisions.export()]
     assert [(f.source, f.score) for f in rows[0].feedback] == [("u1", 0.8)]
 
 
@@ -53,12 +53,16 @@ async def test_concurrent_reservations_never_exceed_the_limit(backend_config):
     try:
         bucket = Bucket("day", "2024-05-01", limit=10_000, ttl_s=3600)
         results = await asyncio.gather(
-            *(state.hot.reserve("t1", 1_000, [bucket]) for _ in range(50))
+            *(
+                state.hot.reserve("t1", f"a{i}", 1_000, [bucket], now=0.0, max_in_flight=0)
+                for i in range(50)
+            )
         )
         assert sum(r is None for r in results) == 10
         usage = await state.hot.usage("t1", [bucket])
         assert usage[0].reserved == 10_000 and usage[0].spent == 0
-        await state.hot.settle("t1", [bucket], reserved=1_000, actual=600)
+        first = next(i for i, r in enumerate(results) if r is None)
+        await state.hot.settle("t1", f"a{first}", [bucket], 600, estimated=False, now=0.0)
         usage = await state.hot.usage("t1", [bucket])
         assert (usage[0].spent, usage[0].reserved) == (600, 9_000)
     finally:
@@ -70,7 +74,8 @@ async def test_reserve_is_all_or_nothing_across_windows(backend_config):
     try:
         day = Bucket("day", "2024-05-01", limit=5_000, ttl_s=3600)
         hour = Bucket("hour", "2024-05-01T10", limit=1_000, ttl_s=3600)
-        assert await state.hot.reserve("t2", 2_000, [day, hour]) == hour
+        refused = await state.hot.reserve("t2", "a", 2_000, [day, hour], now=0.0, max_in_flight=0)
+        assert refused == hour
         usage = await state.hot.usage("t2", [day, hour])
         assert usage[0].reserved == 0 and usage[1].reserved == 0
     finally:
@@ -149,7 +154,8 @@ async def test_in_memory_decision_log_forgets_the_oldest_beyond_its_bound():
         )
 
     await log.record(decision(0))
-    assert await log.add_feedback(FeedbackRecord("d0", "default", "", 1.0, True))
+    written = await log.add_feedback(FeedbackRecord("d0", "default", "", 1.0, True), 32)
+    assert written.status == "created"
     for i in range(1, 5):
         await log.record(decision(i))
     assert await log.get("d0") is None and await log.get("d1") is None

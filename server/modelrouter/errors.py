@@ -108,6 +108,51 @@ class BudgetExhausted(RouterError):
         )
 
 
+class InFlightLimitExceeded(BudgetExhausted):
+    """The tenant already holds ``limit`` reservations in flight (RESOURCE_EXHAUSTED).
+
+    ``window`` is ``in_flight``; ``resets_at`` is the latest time a slot frees up (the
+    request timeout), ``limit_usd`` is 0. Bounding calls in flight bounds how far
+    concurrent calls can overspend a budget.
+    """
+
+    def __init__(self, tenant: str, limit: int, resets_at: datetime) -> None:
+        self.tenant, self.window, self.limit_usd, self.resets_at = (
+            tenant,
+            "in_flight",
+            0.0,
+            resets_at,
+        )
+        self.limit = limit
+        RouterError.__init__(
+            self,
+            f"tenant {tenant!r} already has {limit} calls in flight "
+            "([budgets] max_in_flight_per_tenant); retry when one finishes",
+        )
+
+
+class QuotaExceeded(BudgetExhausted):
+    """A per-tenant quota other than money is used up (RESOURCE_EXHAUSTED).
+
+    ``window`` names the quota (e.g. ``feedback_per_minute``, ``feedback_sources``);
+    ``retry_after_s`` is when trying again can succeed, ``None`` when it cannot.
+    """
+
+    def __init__(
+        self,
+        tenant: str,
+        quota: str,
+        limit: int,
+        resets_at: datetime,
+        retry_after_s: float | None,
+        detail: str,
+    ) -> None:
+        self.tenant, self.window, self.limit_usd, self.resets_at = tenant, quota, 0.0, resets_at
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        RouterError.__init__(self, detail)
+
+
 class Unauthenticated(RouterError):
     """The call carries no valid API key (maps to UNAUTHENTICATED)."""
 

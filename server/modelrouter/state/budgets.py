@@ -5,18 +5,38 @@ holds the request's maximum cost (prompt estimate plus max output tokens) in eve
 window at once, atomically in the store, so concurrent requests and several replicas
 never commit more than the budget: spend can exceed a limit only by what a call costs
 beyond its own reservation.
+
+Every reservation is keyed by an attempt id (the caller's, or a fresh one): reserving or
+settling the same attempt twice is applied once, in every backend. At most
+``max_in_flight_per_tenant`` reservations are held per tenant at once, so however many
+requests race, what they can spend beyond their reservations is bounded. Reservations
+whose holder vanished (a crashed replica, a lost settle) are released by ``reap`` once
+they are older than ``request_timeout_s`` plus a grace; ``maintenance.Maintenance``
+calls it periodically beside the server.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ..config import BudgetsConfig, DegradeTier
-from ..errors import BudgetExhausted
-from .interfaces import Bucket, HotState, to_nano, to_usd
+from ..errors import BudgetExhausted, InFlightLimitExceeded
+from .interfaces import IN_FLIGHT, Bucket, HotState, to_nano, to_usd
+
+log = logging.getLogger(__name__)
+
+#: Defaults until the configuration carries them (``[budgets] max_in_flight_per_tenant``).
+DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_REQUEST_TIMEOUT_S = 120.0
+#: How long past the request timeout a reservation may live before it is reaped: the
+#: settle of an attempt that ran to its timeout must have time to land first.
+DEFAULT_REAP_GRACE_S = 60.0
+DEFAULT_REAP_BATCH = 1000
 
 WINDOWS = ("hour", "day", "month")
 
@@ -42,12 +62,17 @@ def window_bounds(window: str, now: datetime) -> tuple[str, datetime]:
 
 @dataclass
 class Reservation:
-    """Money held for one request. Settle or release it exactly once."""
+    """Money held for one attempt. Settling it again (or retrying after an error) is safe."""
 
     tenant: str
     amount_usd: float
     buckets: tuple[Bucket, ...]
     amount: int
+    #: The idempotency key of this reservation in the store.
+    attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Seconds since the epoch when it was made.
+    created_at: float = 0.0
+    #: Set once a settle has been applied (or found already applied) in the store.
     done: bool = field(default=False)
 
 
@@ -69,12 +94,34 @@ class WindowUsage:
 
 
 class Budgets:
+    """Reserve before each provider attempt, settle after with what it consumed.
+
+    ``max_in_flight_per_tenant`` (0: no cap), ``request_timeout_s`` and ``reap_grace_s``
+    default to the configuration's values when it carries them.
+    """
+
     def __init__(
-        self, config: BudgetsConfig, store: HotState, clock: Callable[[], float] = time.time
+        self,
+        config: BudgetsConfig,
+        store: HotState,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_in_flight_per_tenant: int | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        reap_grace_s: float = DEFAULT_REAP_GRACE_S,
+        reap_batch: int = DEFAULT_REAP_BATCH,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        if max_in_flight_per_tenant is None:
+            max_in_flight_per_tenant = getattr(
+                config, "max_in_flight_per_tenant", DEFAULT_MAX_IN_FLIGHT
+            )
+        self.max_in_flight = int(max_in_flight_per_tenant or 0)
+        self.request_timeout_s = request_timeout_s
+        self.reap_grace_s = reap_grace_s
+        self.reap_batch = reap_batch
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -91,30 +138,95 @@ class Budgets:
     def has_limits(self, tenant: str) -> bool:
         return bool(self.config.limits_for(tenant).by_window())
 
-    async def reserve(self, tenant: str, amount_usd: float) -> Reservation:
-        """Hold ``amount_usd`` in every window of ``tenant``, or raise ``BudgetExhausted``."""
+    async def reserve(
+        self, tenant: str, amount_usd: float, *, attempt_id: str | None = None
+    ) -> Reservation:
+        """Hold ``amount_usd`` in every window of ``tenant`` for one attempt.
+
+        Idempotent per ``attempt_id``: reserving an id already reserved (or settled) holds
+        nothing more and returns the same reservation. Raises ``BudgetExhausted`` when a
+        window cannot fit it, ``InFlightLimitExceeded`` (a ``BudgetExhausted``) when the
+        tenant already holds ``max_in_flight_per_tenant`` reservations. A tenant without
+        limits holds nothing in the store (and has no in-flight cap).
+        """
+        now = self.clock()
         buckets = self._buckets(tenant)
         amount = to_nano(amount_usd)
+        reservation = Reservation(
+            tenant,
+            amount_usd,
+            tuple(b for b, _ in buckets),
+            amount,
+            attempt_id or uuid.uuid4().hex,
+            now,
+        )
         if buckets:
-            failed = await self.store.reserve(tenant, amount, [b for b, _ in buckets])
+            failed = await self.store.reserve(
+                tenant,
+                reservation.attempt_id,
+                amount,
+                reservation.buckets,
+                now=now,
+                max_in_flight=self.max_in_flight,
+            )
+            if failed == IN_FLIGHT:
+                raise InFlightLimitExceeded(
+                    tenant,
+                    self.max_in_flight,
+                    datetime.fromtimestamp(now + self.request_timeout_s, UTC),
+                )
             if failed is not None:
                 resets_at = next(r for b, r in buckets if b == failed)
                 raise BudgetExhausted(tenant, failed.window, to_usd(failed.limit), resets_at)
-        return Reservation(tenant, amount_usd, tuple(b for b, _ in buckets), amount)
+        return reservation
 
-    async def settle(self, reservation: Reservation, actual_usd: float) -> None:
-        """Replace the reservation by the actual cost. A second call does nothing."""
+    async def settle(
+        self, reservation: Reservation, actual_usd: float, *, estimated: bool = False
+    ) -> None:
+        """Replace the reservation by the actual cost, recorded in full even when it
+        exceeds the reservation. ``estimated``: the provider reported no usage, so the cost
+        is our estimate. Idempotent: a second settle of the same attempt (this object or
+        another with the same ``attempt_id``) changes nothing. After a ``StorageUnavailable``
+        it is safe to call again."""
         if reservation.done:
             return
-        reservation.done = True
         if reservation.buckets:
             await self.store.settle(
-                reservation.tenant, reservation.buckets, reservation.amount, to_nano(actual_usd)
+                reservation.tenant,
+                reservation.attempt_id,
+                reservation.buckets,
+                to_nano(max(actual_usd, 0.0)),
+                estimated=estimated,
+                now=self.clock(),
             )
+        reservation.done = True
 
     async def release(self, reservation: Reservation) -> None:
         """Give the reservation back (the call failed before costing anything)."""
         await self.settle(reservation, 0.0)
+
+    async def in_flight(self, tenant: str) -> int:
+        """Reservations ``tenant`` holds now (in the shared store: every replica's)."""
+        return await self.store.in_flight(tenant)
+
+    async def reap(self, now: float | None = None) -> int:
+        """Release every reservation older than ``request_timeout_s`` + ``reap_grace_s``, in
+        batches of ``reap_batch``. Returns how many were released."""
+        now = self.clock() if now is None else now
+        cutoff = now - self.request_timeout_s - self.reap_grace_s
+        total = 0
+        while True:
+            released = await self.store.reap(cutoff, self.reap_batch, now)
+            total += released
+            if released < self.reap_batch:
+                break
+        if total:
+            log.warning(
+                "released %d reservation(s) older than %.0fs: their holders never settled",
+                total,
+                self.request_timeout_s + self.reap_grace_s,
+            )
+        return total
 
     async def usage(self, tenant: str) -> list[WindowUsage]:
         """Spend, reservations and limits of every window with a limit, hour first."""

@@ -9,6 +9,13 @@ write that returns has been committed; callers acknowledge only after it returns
 
 Money crosses these interfaces as integer nano-USD (1e-9 USD), so atomic arithmetic in
 Redis Lua, SQLite and PostgreSQL is exact and identical.
+
+Reservations are keyed by an attempt id the caller chooses. Reserve and settle are
+idempotent per (tenant, attempt id): a retry after a lost reply changes nothing. A
+reservation moves from *held* to *settled* (by settle) or *reaped* (by ``reap``, when its
+holder vanished); the settled and reaped records are kept ``tombstone_ttl_s`` so late
+retries still find them. A settle after a reap still records the spend: money the
+provider billed is never dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ if TYPE_CHECKING:
     from ..execution.circuit import CircuitBreaker
 
 __all__ = [
+    "IN_FLIGHT",
     "ArmStats",
     "Bucket",
     "BucketUsage",
@@ -32,6 +40,7 @@ __all__ = [
     "DecisionRecord",
     "ExportRow",
     "FeedbackRecord",
+    "FeedbackWrite",
     "HotState",
     "StorageUnavailable",
     "to_nano",
@@ -62,6 +71,13 @@ class Bucket:
     limit: int
     #: Seconds the counters must outlive the window (for stores that expire keys).
     ttl_s: int
+
+
+#: What ``HotState.reserve`` returns when the tenant's in-flight cap refused the reserve.
+IN_FLIGHT = Bucket("in_flight", "", 0, 0)
+
+#: How long settled and reaped reservations are remembered for idempotent retries.
+TOMBSTONE_TTL_S = 3_600
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +133,29 @@ class DecisionRecord:
 class FeedbackRecord:
     decision_id: str
     tenant: str
-    #: Who sent it; (decision_id, source) is unique so repeats are idempotent.
+    #: Who sent it. A decision keeps one feedback (the latest, whatever its source); the
+    #: distinct sources that ever sent one are bounded.
     source: str
     score: float
     success: bool
     comment: str = ""
     created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackWrite:
+    """What ``DecisionLog.add_feedback`` did."""
+
+    #: ``created`` (first feedback on the decision), ``replaced`` (a later one replaced
+    #: ``previous``), ``unchanged`` (the same feedback again: nothing written) or
+    #: ``too_many_sources`` (a new source beyond the bound: nothing written).
+    status: str
+    #: The feedback that counted before this write, when there was one.
+    previous: FeedbackRecord | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.status in ("created", "replaced")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +184,57 @@ class HotState(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:
-        """Atomically reserve ``amount`` in every bucket, or in none.
+    async def reserve(
+        self,
+        tenant: str,
+        attempt_id: str,
+        amount: int,
+        buckets: Sequence[Bucket],
+        *,
+        now: float,
+        max_in_flight: int,
+    ) -> Bucket | None:
+        """Atomically reserve ``amount`` in every bucket for ``attempt_id``, or in none.
 
-        Returns ``None`` on success, else the first bucket where spent + reserved +
-        ``amount`` would exceed its limit (nothing is reserved then).
+        Returns ``None`` on success, and when ``attempt_id`` was already reserved (or
+        settled, or reaped): nothing changes then. Returns ``IN_FLIGHT`` when the tenant
+        already holds ``max_in_flight`` reservations (0: no cap), else the first bucket
+        where spent + reserved + ``amount`` would exceed its limit; nothing is reserved.
         """
 
     @abc.abstractmethod
     async def settle(
-        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
-    ) -> None:
-        """Atomically move a reservation of ``reserved`` to spend of ``actual`` (0: release)."""
+        self,
+        tenant: str,
+        attempt_id: str,
+        buckets: Sequence[Bucket],
+        actual: int,
+        *,
+        estimated: bool,
+        now: float,
+    ) -> bool:
+        """Atomically turn ``attempt_id``'s reservation into spend of ``actual`` (0: release).
+
+        ``actual`` may exceed what was reserved; it is recorded in full. A held reservation
+        is released from the buckets it was made in; a reaped or unknown one only adds the
+        spend to ``buckets``. Returns ``False`` (and changes nothing) when it was already
+        settled.
+        """
+
+    @abc.abstractmethod
+    async def reap(self, cutoff: float, limit: int, now: float) -> int:
+        """Release up to ``limit`` reservations still held that were made before ``cutoff``
+        (seconds since the epoch), and forget tombstones older than ``TOMBSTONE_TTL_S``.
+        Returns how many reservations were released; call again while it returns ``limit``."""
+
+    @abc.abstractmethod
+    async def in_flight(self, tenant: str) -> int:
+        """Reservations ``tenant`` holds now."""
+
+    @abc.abstractmethod
+    async def hit(self, key: str, window_s: int, now: float) -> int:
+        """Count one event under ``key`` in the current fixed window of ``window_s`` seconds
+        and return the window's count so far (this one included)."""
 
     @abc.abstractmethod
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
@@ -173,8 +245,11 @@ class HotState(abc.ABC):
         """Adaptive statistics of every model under ``key`` (``complexity:task_type``)."""
 
     @abc.abstractmethod
-    async def record_reward(self, key: str, model: str, reward: float) -> None:
-        """Atomically add one observation of ``reward`` in [0, 1] to (``key``, ``model``)."""
+    async def record_reward(
+        self, key: str, model: str, reward: float, previous: float | None = None
+    ) -> None:
+        """Atomically add one observation of ``reward`` in [0, 1] to (``key``, ``model``), or,
+        with ``previous``, replace an observation of ``previous`` by ``reward``."""
 
 
 class DecisionLog(abc.ABC):
@@ -197,12 +272,22 @@ class DecisionLog(abc.ABC):
         """The decision, or ``None`` when unknown."""
 
     @abc.abstractmethod
-    async def add_feedback(self, feedback: FeedbackRecord) -> bool:
-        """Commit ``feedback``; ``False`` (and no change) if (decision, source) already has some."""
+    async def add_feedback(self, feedback: FeedbackRecord, max_sources: int) -> FeedbackWrite:
+        """Commit ``feedback`` as the decision's one feedback, replacing any earlier one.
+
+        Atomic per decision. At most ``max_sources`` distinct sources may ever send feedback
+        on one decision; a new source past that is refused (nothing written).
+        """
+
+    @abc.abstractmethod
+    async def sweep(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest decisions made before ``before`` (seconds since
+        the epoch), with their feedback. Returns how many; call again while it returns
+        ``limit``."""
 
     @abc.abstractmethod
     def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
-        """Every decision that has feedback, oldest first, with its feedback."""
+        """Every decision that has feedback, oldest first, with its (one) feedback."""
 
 
 def candidates_to_json(candidates: Sequence[CandidateRecord]) -> list[dict[str, object]]:

@@ -1,15 +1,20 @@
 """In-process backends: the default when no ``[storage]`` table is configured.
 
-Nothing survives a restart and nothing is shared between processes; use them for tests
-and single-process trials. Single-threaded asyncio makes every method atomic.
+Everything lives in this one process: nothing survives a restart and nothing is shared
+with another process, so two workers (``serve --workers 2``) or two replicas on
+``memory`` would each hold their own budget. Use them for tests and single-process
+trials. Single-threaded asyncio makes every method atomic (none awaits inside).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .interfaces import (
+    IN_FLIGHT,
+    TOMBSTONE_TTL_S,
     ArmStats,
     Bucket,
     BucketUsage,
@@ -17,8 +22,22 @@ from .interfaces import (
     DecisionRecord,
     ExportRow,
     FeedbackRecord,
+    FeedbackWrite,
     HotState,
 )
+
+
+@dataclass(slots=True)
+class _Reservation:
+    amount: int
+    created_at: float
+    buckets: tuple[tuple[str, str], ...]
+    #: ``held``, ``settled`` or ``reaped``.
+    state: str = "held"
+    #: When it left ``held``.
+    closed_at: float = 0.0
+    actual: int = 0
+    estimated: bool = False
 
 
 class MemoryHotState(HotState):
@@ -27,37 +46,119 @@ class MemoryHotState(HotState):
     def __init__(self) -> None:
         self._counters: dict[tuple[str, str, str], list[int]] = {}
         self._arms: dict[str, dict[str, ArmStats]] = {}
+        self._reservations: dict[tuple[str, str], _Reservation] = {}
+        self._held: dict[str, set[str]] = {}
+        self._hits: dict[str, tuple[int, int]] = {}
+        # (closed_at, key) of settled and reaped reservations, oldest first.
+        self._closed: deque[tuple[float, tuple[str, str]]] = deque()
 
-    def _counter(self, tenant: str, bucket: Bucket) -> list[int]:
-        return self._counters.setdefault((tenant, bucket.window, bucket.label), [0, 0])
+    def _counter(self, tenant: str, window: str, label: str) -> list[int]:
+        return self._counters.setdefault((tenant, window, label), [0, 0])
 
-    async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:
+    async def reserve(
+        self,
+        tenant: str,
+        attempt_id: str,
+        amount: int,
+        buckets: Sequence[Bucket],
+        *,
+        now: float,
+        max_in_flight: int,
+    ) -> Bucket | None:
+        if (tenant, attempt_id) in self._reservations:
+            return None
+        held = self._held.setdefault(tenant, set())
+        if max_in_flight and len(held) >= max_in_flight:
+            return IN_FLIGHT
         for bucket in buckets:
-            spent, reserved = self._counter(tenant, bucket)
+            spent, reserved = self._counter(tenant, bucket.window, bucket.label)
             if spent + reserved + amount > bucket.limit:
                 return bucket
         for bucket in buckets:
-            self._counter(tenant, bucket)[1] += amount
+            self._counter(tenant, bucket.window, bucket.label)[1] += amount
+        self._reservations[tenant, attempt_id] = _Reservation(
+            amount, now, tuple((b.window, b.label) for b in buckets)
+        )
+        held.add(attempt_id)
         return None
 
     async def settle(
-        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
-    ) -> None:
+        self,
+        tenant: str,
+        attempt_id: str,
+        buckets: Sequence[Bucket],
+        actual: int,
+        *,
+        estimated: bool,
+        now: float,
+    ) -> bool:
+        record = self._reservations.get((tenant, attempt_id))
+        if record is not None and record.state == "settled":
+            return False
+        if record is not None and record.state == "held":
+            for window, label in record.buckets:
+                counter = self._counter(tenant, window, label)
+                counter[1] = max(counter[1] - record.amount, 0)
+            self._held[tenant].discard(attempt_id)
+        if record is None:
+            record = _Reservation(0, now, ())
+            self._reservations[tenant, attempt_id] = record
         for bucket in buckets:
-            counter = self._counter(tenant, bucket)
-            counter[0] += actual
-            counter[1] = max(counter[1] - reserved, 0)
+            self._counter(tenant, bucket.window, bucket.label)[0] += actual
+        record.state, record.closed_at = "settled", now
+        record.actual, record.estimated = actual, estimated
+        self._closed.append((now, (tenant, attempt_id)))
+        return True
+
+    async def reap(self, cutoff: float, limit: int, now: float) -> int:
+        stale = [
+            (tenant, attempt_id)
+            for tenant, held in self._held.items()
+            for attempt_id in held
+            if self._reservations[tenant, attempt_id].created_at < cutoff
+        ][:limit]
+        for tenant, attempt_id in stale:
+            held = self._reservations[tenant, attempt_id]
+            for window, label in held.buckets:
+                counter = self._counter(tenant, window, label)
+                counter[1] = max(counter[1] - held.amount, 0)
+            self._held[tenant].discard(attempt_id)
+            held.state, held.closed_at = "reaped", now
+            self._closed.append((now, (tenant, attempt_id)))
+        forget_before = now - TOMBSTONE_TTL_S
+        while self._closed and self._closed[0][0] < forget_before:
+            _, key = self._closed.popleft()
+            record = self._reservations.get(key)
+            # A reaped reservation settled later was queued again; forget it only once.
+            if record is not None and record.state != "held" and record.closed_at < forget_before:
+                del self._reservations[key]
+        return len(stale)
+
+    async def in_flight(self, tenant: str) -> int:
+        return len(self._held.get(tenant, ()))
+
+    async def hit(self, key: str, window_s: int, now: float) -> int:
+        window = int(now // window_s)
+        start, count = self._hits.get(key, (window, 0))
+        count = count + 1 if start == window else 1
+        self._hits[key] = (window, count)
+        return count
 
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
-        return [BucketUsage(*self._counter(tenant, b)) for b in buckets]
+        return [BucketUsage(*self._counter(tenant, b.window, b.label)) for b in buckets]
 
     async def arm_stats(self, key: str) -> Mapping[str, ArmStats]:
         return dict(self._arms.get(key, {}))
 
-    async def record_reward(self, key: str, model: str, reward: float) -> None:
+    async def record_reward(
+        self, key: str, model: str, reward: float, previous: float | None = None
+    ) -> None:
         arms = self._arms.setdefault(key, {})
         old = arms.get(model, ArmStats())
-        arms[model] = ArmStats(old.count + 1, old.reward_sum + reward)
+        if previous is None:
+            arms[model] = ArmStats(old.count + 1, old.reward_sum + reward)
+        else:
+            arms[model] = ArmStats(max(old.count, 1), old.reward_sum - previous + reward)
 
 
 class MemoryDecisionLog(DecisionLog):
@@ -74,24 +175,39 @@ class MemoryDecisionLog(DecisionLog):
         self.max_decisions = max_decisions
         # Insertion-ordered: the first key is always the oldest decision.
         self._decisions: dict[str, DecisionRecord] = {}
-        self._feedback: dict[str, dict[str, FeedbackRecord]] = {}
+        self._feedback: dict[str, FeedbackRecord] = {}
+        self._sources: dict[str, set[str]] = {}
+
+    def _forget(self, decision_id: str) -> None:
+        del self._decisions[decision_id]
+        self._feedback.pop(decision_id, None)
+        self._sources.pop(decision_id, None)
 
     async def record(self, decision: DecisionRecord) -> None:
         self._decisions[decision.decision_id] = decision
         while len(self._decisions) > self.max_decisions:
-            oldest = next(iter(self._decisions))
-            del self._decisions[oldest]
-            self._feedback.pop(oldest, None)
+            self._forget(next(iter(self._decisions)))
 
     async def get(self, decision_id: str) -> DecisionRecord | None:
         return self._decisions.get(decision_id)
 
-    async def add_feedback(self, feedback: FeedbackRecord) -> bool:
-        by_source = self._feedback.setdefault(feedback.decision_id, {})
-        if feedback.source in by_source:
-            return False
-        by_source[feedback.source] = feedback
-        return True
+    async def add_feedback(self, feedback: FeedbackRecord, max_sources: int) -> FeedbackWrite:
+        sources = self._sources.setdefault(feedback.decision_id, set())
+        if feedback.source not in sources and len(sources) >= max_sources:
+            return FeedbackWrite("too_many_sources")
+        previous = self._feedback.get(feedback.decision_id)
+        if previous is not None and same_feedback(previous, feedback):
+            return FeedbackWrite("unchanged", previous)
+        sources.add(feedback.source)
+        self._feedback[feedback.decision_id] = feedback
+        return FeedbackWrite("created" if previous is None else "replaced", previous)
+
+    async def sweep(self, before: float, limit: int) -> int:
+        old = [d.decision_id for d in self._decisions.values() if d.created_at < before]
+        old.sort(key=lambda i: self._decisions[i].created_at)
+        for decision_id in old[:limit]:
+            self._forget(decision_id)
+        return min(len(old), limit)
 
     async def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         rows = sorted(
@@ -100,5 +216,9 @@ class MemoryDecisionLog(DecisionLog):
         )
         for decision in rows:
             if tenant is None or decision.tenant == tenant:
-                feedback = tuple(self._feedback[decision.decision_id].values())
-                yield ExportRow(replace(decision), feedback)
+                yield ExportRow(replace(decision), (self._feedback[decision.decision_id],))
+
+
+def same_feedback(a: FeedbackRecord, b: FeedbackRecord) -> bool:
+    """Whether ``b`` repeats ``a`` (a retried submit): same source, score, verdict, comment."""
+    return (a.source, a.score, a.success, a.comment) == (b.source, b.score, b.success, b.comment)

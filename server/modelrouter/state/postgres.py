@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import psycopg
 
 from .interfaces import (
+    IN_FLIGHT,
+    TOMBSTONE_TTL_S,
     ArmStats,
     Bucket,
     BucketUsage,
@@ -25,12 +27,23 @@ from .interfaces import (
     DecisionRecord,
     ExportRow,
     FeedbackRecord,
+    FeedbackWrite,
     HotState,
     OwnsDatabase,
     StorageUnavailable,
 )
+from .memory import same_feedback
+from .redact import redact_url
 from .retry import RetryPolicy
-from .rows import DECISION_COLUMNS, decision_from_row, decision_row, feedback_from_row
+from .rows import (
+    DECISION_COLUMNS,
+    FEEDBACK_COLUMNS,
+    buckets_from_json,
+    buckets_to_json,
+    decision_from_row,
+    decision_row,
+    feedback_from_row,
+)
 
 T = TypeVar("T")
 _RETRY_ON = (psycopg.OperationalError, psycopg.InterfaceError)
@@ -53,6 +66,22 @@ CREATE TABLE IF NOT EXISTS {s}.decisions (
     prompt TEXT, actual_cost_usd DOUBLE PRECISION, latency_ms DOUBLE PRECISION,
     outcome TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_tenant ON {s}.decisions (tenant, created_at);
+CREATE INDEX IF NOT EXISTS decisions_created ON {s}.decisions (created_at);
+CREATE TABLE IF NOT EXISTS {s}.reservations (
+    tenant TEXT NOT NULL, attempt_id TEXT NOT NULL, amount BIGINT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, buckets TEXT NOT NULL, state TEXT NOT NULL,
+    closed_at DOUBLE PRECISION, actual BIGINT, estimated BOOLEAN,
+    PRIMARY KEY (tenant, attempt_id));
+CREATE INDEX IF NOT EXISTS reservations_held_tenant
+    ON {s}.reservations (tenant) WHERE state = 'held';
+CREATE INDEX IF NOT EXISTS reservations_held_age
+    ON {s}.reservations (created_at) WHERE state = 'held';
+CREATE INDEX IF NOT EXISTS reservations_closed
+    ON {s}.reservations (closed_at) WHERE state <> 'held';
+CREATE TABLE IF NOT EXISTS {s}.rate_counters (
+    key TEXT PRIMARY KEY, win BIGINT NOT NULL, count BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.feedback_sources (
+    decision_id TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (decision_id, source));
 CREATE TABLE IF NOT EXISTS {s}.feedback (
     decision_id TEXT NOT NULL REFERENCES {s}.decisions (decision_id), source TEXT NOT NULL,
     tenant TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, success BOOLEAN NOT NULL,
@@ -94,7 +123,7 @@ class PostgresDatabase:
         except _RETRY_ON as error:
             await self.aclose()
             raise StorageUnavailable(
-                f"cannot reach PostgreSQL at {_redact(self.url)}: {error}"
+                f"cannot reach PostgreSQL at {redact_url(self.url)}: {redact_url(str(error))}"
             ) from error
 
     async def aclose(self) -> None:
@@ -133,10 +162,6 @@ class PostgresDatabase:
         return await self.run(operation, atomic)
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
 class PostgresHotState(OwnsDatabase, HotState):
     name = "postgres"
 
@@ -144,50 +169,183 @@ class PostgresHotState(OwnsDatabase, HotState):
         self.db = PostgresDatabase(url, schema)
         self.s = schema
 
-    async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:
-        ordered = sorted(buckets, key=lambda b: (b.window, b.label))
+    async def _lock_counters(
+        self, conn: psycopg.AsyncConnection[Any], tenant: str, buckets: Sequence[Bucket]
+    ) -> dict[tuple[str, str], int]:
+        """Create and lock the tenant's counter rows, always in the same order, so that
+        every reserve and settle of a tenant serialises on them (no deadlocks between
+        replicas). Returns spent + reserved of each."""
+        totals = {}
+        for b in sorted(buckets, key=lambda b: (b.window, b.label)):
+            cur = await conn.execute(
+                f"INSERT INTO {self.s}.budget_counters (tenant, win, label) VALUES (%s, %s, %s) "
+                "ON CONFLICT (tenant, win, label) DO UPDATE SET spent = budget_counters.spent "
+                "RETURNING spent + reserved",
+                (tenant, b.window, b.label),
+            )
+            row = await cur.fetchone()
+            totals[b.window, b.label] = row[0] if row else 0
+        return totals
 
+    async def reserve(
+        self,
+        tenant: str,
+        attempt_id: str,
+        amount: int,
+        buckets: Sequence[Bucket],
+        *,
+        now: float,
+        max_in_flight: int,
+    ) -> Bucket | None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> Bucket | None:
-            for b in ordered:
-                await conn.execute(
-                    f"INSERT INTO {self.s}.budget_counters (tenant, win, label) "
-                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    (tenant, b.window, b.label),
-                )
-            totals = {}
-            for b in ordered:  # lock in a fixed order: no deadlocks between replicas
-                cur = await conn.execute(
-                    f"SELECT spent + reserved FROM {self.s}.budget_counters "
-                    "WHERE tenant=%s AND win=%s AND label=%s FOR UPDATE",
-                    (tenant, b.window, b.label),
-                )
-                row = await cur.fetchone()
-                totals[b] = row[0] if row else 0
+            totals = await self._lock_counters(conn, tenant, buckets)
+            cur = await conn.execute(
+                f"SELECT count(*) FILTER (WHERE state = 'held'), "
+                "count(*) FILTER (WHERE attempt_id = %s) "
+                f"FROM {self.s}.reservations WHERE tenant = %s "
+                "AND (state = 'held' OR attempt_id = %s)",
+                (attempt_id, tenant, attempt_id),
+            )
+            row = await cur.fetchone()
+            held, exists = (row or (0, 0))
+            if exists:
+                return None
+            if max_in_flight and held >= max_in_flight:
+                return IN_FLIGHT
             for b in buckets:
-                if totals[b] + amount > b.limit:
+                if totals[b.window, b.label] + amount > b.limit:
                     return b
-            for b in ordered:
+            for b in sorted(buckets, key=lambda b: (b.window, b.label)):
                 await conn.execute(
                     f"UPDATE {self.s}.budget_counters SET reserved = reserved + %s "
                     "WHERE tenant=%s AND win=%s AND label=%s",
                     (amount, tenant, b.window, b.label),
                 )
+            await conn.execute(
+                f"INSERT INTO {self.s}.reservations "
+                "(tenant, attempt_id, amount, created_at, buckets, state) "
+                "VALUES (%s, %s, %s, %s, %s, 'held')",
+                (tenant, attempt_id, amount, now, buckets_to_json(buckets)),
+            )
             return None
 
         return await self.db.transaction("reserve", work)
 
-    async def settle(
-        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
+    async def _release(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        tenant: str,
+        buckets: Sequence[tuple[str, str]],
+        amount: int,
     ) -> None:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+        for window, label in sorted(buckets):
+            await conn.execute(
+                f"UPDATE {self.s}.budget_counters SET reserved = GREATEST(reserved - %s, 0) "
+                "WHERE tenant=%s AND win=%s AND label=%s",
+                (amount, tenant, window, label),
+            )
+
+    async def settle(
+        self,
+        tenant: str,
+        attempt_id: str,
+        buckets: Sequence[Bucket],
+        actual: int,
+        *,
+        estimated: bool,
+        now: float,
+    ) -> bool:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
+            await self._lock_counters(conn, tenant, buckets)
+            cur = await conn.execute(
+                f"SELECT state, amount, buckets FROM {self.s}.reservations "
+                "WHERE tenant=%s AND attempt_id=%s FOR UPDATE",
+                (tenant, attempt_id),
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] == "settled":
+                return False
+            if row is not None and row[0] == "held":
+                await self._release(conn, tenant, buckets_from_json(row[2]), row[1])
             for b in sorted(buckets, key=lambda b: (b.window, b.label)):
                 await conn.execute(
-                    f"UPDATE {self.s}.budget_counters SET spent = spent + %s, "
-                    "reserved = GREATEST(reserved - %s, 0) WHERE tenant=%s AND win=%s AND label=%s",
-                    (actual, reserved, tenant, b.window, b.label),
+                    f"UPDATE {self.s}.budget_counters SET spent = spent + %s "
+                    "WHERE tenant=%s AND win=%s AND label=%s",
+                    (actual, tenant, b.window, b.label),
                 )
+            await conn.execute(
+                f"INSERT INTO {self.s}.reservations (tenant, attempt_id, amount, created_at, "
+                "buckets, state, closed_at, actual, estimated) "
+                "VALUES (%s, %s, 0, %s, '[]', 'settled', %s, %s, %s) "
+                "ON CONFLICT (tenant, attempt_id) DO UPDATE SET state = 'settled', "
+                "closed_at = excluded.closed_at, actual = excluded.actual, "
+                "estimated = excluded.estimated",
+                (tenant, attempt_id, now, now, actual, estimated),
+            )
+            return True
 
-        await self.db.transaction("settle", work)
+        return await self.db.transaction("settle", work)
+
+    async def reap(self, cutoff: float, limit: int, now: float) -> int:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            # SKIP LOCKED: a reservation being settled right now is left to its settle.
+            cur = await conn.execute(
+                f"UPDATE {self.s}.reservations r SET state = 'reaped', closed_at = %s "
+                f"FROM (SELECT tenant, attempt_id FROM {self.s}.reservations "
+                "WHERE state = 'held' AND created_at < %s ORDER BY created_at LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) stale "
+                "WHERE r.tenant = stale.tenant AND r.attempt_id = stale.attempt_id "
+                "RETURNING r.tenant, r.amount, r.buckets",
+                (now, cutoff, limit),
+            )
+            stale = await cur.fetchall()
+            release: dict[tuple[str, str, str], int] = {}
+            for tenant, amount, buckets in stale:
+                for window, label in buckets_from_json(buckets):
+                    key = (tenant, window, label)
+                    release[key] = release.get(key, 0) + amount
+            for (tenant, window, label), amount in sorted(release.items()):
+                await conn.execute(
+                    f"UPDATE {self.s}.budget_counters SET reserved = GREATEST(reserved - %s, 0) "
+                    "WHERE tenant=%s AND win=%s AND label=%s",
+                    (amount, tenant, window, label),
+                )
+            await conn.execute(
+                f"DELETE FROM {self.s}.reservations WHERE (tenant, attempt_id) IN "
+                f"(SELECT tenant, attempt_id FROM {self.s}.reservations "
+                "WHERE state <> 'held' AND closed_at < %s LIMIT %s)",
+                (now - TOMBSTONE_TTL_S, limit),
+            )
+            return len(stale)
+
+        return await self.db.transaction("reap", work)
+
+    async def in_flight(self, tenant: str) -> int:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            cur = await conn.execute(
+                f"SELECT count(*) FROM {self.s}.reservations WHERE tenant=%s AND state='held'",
+                (tenant,),
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self.db.run("in_flight", work)
+
+    async def hit(self, key: str, window_s: int, now: float) -> int:
+        window = int(now // window_s)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            cur = await conn.execute(
+                f"INSERT INTO {self.s}.rate_counters AS c (key, win, count) VALUES (%s, %s, 1) "
+                "ON CONFLICT (key) DO UPDATE SET "
+                "count = CASE WHEN c.win = excluded.win THEN c.count + 1 ELSE 1 END, "
+                "win = excluded.win RETURNING c.count",
+                (key, window),
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else 1
+
+        return await self.db.run("hit", work)
 
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[BucketUsage]:
@@ -213,14 +371,18 @@ class PostgresHotState(OwnsDatabase, HotState):
 
         return await self.db.run("arm_stats", work)
 
-    async def record_reward(self, key: str, model: str, reward: float) -> None:
+    async def record_reward(
+        self, key: str, model: str, reward: float, previous: float | None = None
+    ) -> None:
+        added, delta = (1, reward) if previous is None else (0, reward - previous)
+
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(
                 f"INSERT INTO {self.s}.arm_stats (key, model, count, reward_sum) "
                 "VALUES (%s, %s, 1, %s) "
-                "ON CONFLICT (key, model) DO UPDATE SET count = arm_stats.count + 1, "
-                "reward_sum = arm_stats.reward_sum + excluded.reward_sum",
-                (key, model, reward),
+                "ON CONFLICT (key, model) DO UPDATE SET count = arm_stats.count + %s, "
+                "reward_sum = arm_stats.reward_sum + %s",
+                (key, model, reward, added, delta),
             )
 
         await self.db.run("record_reward", work)
@@ -257,17 +419,62 @@ class PostgresDecisionLog(OwnsDatabase, DecisionLog):
 
         return await self.db.run("get", work)
 
-    async def add_feedback(self, f: FeedbackRecord) -> bool:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
+    async def add_feedback(self, f: FeedbackRecord, max_sources: int) -> FeedbackWrite:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> FeedbackWrite:
+            # Feedback on one decision serialises on the decision's row.
+            await conn.execute(
+                f"SELECT 1 FROM {self.s}.decisions WHERE decision_id=%s FOR UPDATE",
+                (f.decision_id,),
+            )
             cur = await conn.execute(
-                f"INSERT INTO {self.s}.feedback "
-                "(decision_id, source, tenant, score, success, comment, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (decision_id, source) DO NOTHING",
+                f"SELECT source FROM {self.s}.feedback_sources WHERE decision_id=%s",
+                (f.decision_id,),
+            )
+            sources = {source for (source,) in await cur.fetchall()}
+            if f.source not in sources and len(sources) >= max_sources:
+                return FeedbackWrite("too_many_sources")
+            cur = await conn.execute(
+                f"SELECT {FEEDBACK_COLUMNS} FROM {self.s}.feedback WHERE decision_id=%s "
+                "ORDER BY created_at DESC LIMIT 1",
+                (f.decision_id,),
+            )
+            row = await cur.fetchone()
+            previous = feedback_from_row(row) if row else None
+            if previous is not None and same_feedback(previous, f):
+                return FeedbackWrite("unchanged", previous)
+            await conn.execute(
+                f"INSERT INTO {self.s}.feedback_sources (decision_id, source) VALUES (%s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (f.decision_id, f.source),
+            )
+            await conn.execute(
+                f"DELETE FROM {self.s}.feedback WHERE decision_id=%s", (f.decision_id,)
+            )
+            await conn.execute(
+                f"INSERT INTO {self.s}.feedback ({FEEDBACK_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (f.decision_id, f.source, f.tenant, f.score, f.success, f.comment, f.created_at),
             )
-            return cur.rowcount == 1
+            return FeedbackWrite("created" if previous is None else "replaced", previous)
 
-        return await self.db.run("add_feedback", work)
+        return await self.db.transaction("add_feedback", work)
+
+    async def sweep(self, before: float, limit: int) -> int:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            cur = await conn.execute(
+                f"SELECT decision_id FROM {self.s}.decisions WHERE created_at < %s "
+                "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
+                (before, limit),
+            )
+            ids = [i for (i,) in await cur.fetchall()]
+            if ids:
+                for table in ("feedback_sources", "feedback", "decisions"):
+                    await conn.execute(
+                        f"DELETE FROM {self.s}.{table} WHERE decision_id = ANY(%s)", (ids,)
+                    )
+            return len(ids)
+
+        return await self.db.transaction("sweep", work)
 
     async def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[ExportRow]:
@@ -282,9 +489,11 @@ class PostgresDecisionLog(OwnsDatabase, DecisionLog):
             )
             rows = []
             for row in await cur.fetchall():
+                # One feedback per decision (logs written before that rule keep several:
+                # the latest is the one that counts).
                 fcur = await conn.execute(
-                    "SELECT decision_id, source, tenant, score, success, comment, created_at "
-                    f"FROM {self.s}.feedback WHERE decision_id=%s ORDER BY created_at",
+                    f"SELECT {FEEDBACK_COLUMNS} FROM {self.s}.feedback WHERE decision_id=%s "
+                    "ORDER BY created_at DESC LIMIT 1",
                     (row[0],),
                 )
                 feedback = tuple(map(feedback_from_row, await fcur.fetchall()))

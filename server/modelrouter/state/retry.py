@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .interfaces import StorageUnavailable
+from .redact import redact_url
 
 log = logging.getLogger("modelrouter.state")
 T = TypeVar("T")
@@ -39,15 +40,17 @@ class RetryPolicy:
         for attempt in range(1, self.attempts + 1):
             try:
                 return await call()
-            except retry_on as error:
+            except retry_on as raised:
                 self.failures += 1
+                # A driver's message may quote the connection URL, password and all.
+                error = redact_url(str(raised))
                 if attempt == self.attempts:
                     log.error(
                         "%s %s failed %d times; giving up: %s", backend, operation, attempt, error
                     )
                     raise StorageUnavailable(
                         f"{backend} unavailable during {operation}: {error}"
-                    ) from error
+                    ) from None  # the raw driver error may quote the URL
                 log.warning(
                     "%s %s failed (attempt %d/%d), retrying in %.2fs: %s",
                     backend,

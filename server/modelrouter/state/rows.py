@@ -6,13 +6,30 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .interfaces import DecisionRecord, FeedbackRecord, candidates_from_json, candidates_to_json
+from .interfaces import (
+    Bucket,
+    DecisionRecord,
+    FeedbackRecord,
+    candidates_from_json,
+    candidates_to_json,
+)
 
 DECISION_COLUMNS = (
     "decision_id, tenant, created_at, kind, complexity, task_type, classifier, candidates, "
     "chosen_model, estimated_cost_usd, reason, explored, prompt, actual_cost_usd, latency_ms, "
     "outcome"
 )
+
+FEEDBACK_COLUMNS = "decision_id, source, tenant, score, success, comment, created_at"
+
+
+def buckets_to_json(buckets: Sequence[Bucket]) -> str:
+    """The (window, label) pairs a reservation was made in, as stored with it."""
+    return json.dumps([[b.window, b.label] for b in buckets])
+
+
+def buckets_from_json(text: str) -> list[tuple[str, str]]:
+    return [(window, label) for window, label in json.loads(text)]
 
 
 def decision_row(d: DecisionRecord) -> tuple[Any, ...]:

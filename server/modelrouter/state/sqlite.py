@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from .interfaces import (
+    IN_FLIGHT,
+    TOMBSTONE_TTL_S,
     ArmStats,
     Bucket,
     BucketUsage,
@@ -23,12 +25,22 @@ from .interfaces import (
     DecisionRecord,
     ExportRow,
     FeedbackRecord,
+    FeedbackWrite,
     HotState,
     OwnsDatabase,
     StorageUnavailable,
 )
+from .memory import same_feedback
 from .retry import RetryPolicy
-from .rows import DECISION_COLUMNS, decision_from_row, decision_row, feedback_from_row
+from .rows import (
+    DECISION_COLUMNS,
+    FEEDBACK_COLUMNS,
+    buckets_from_json,
+    buckets_to_json,
+    decision_from_row,
+    decision_row,
+    feedback_from_row,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +60,22 @@ CREATE TABLE IF NOT EXISTS decisions (
     estimated_cost_usd REAL NOT NULL, reason TEXT NOT NULL, explored INTEGER NOT NULL,
     prompt TEXT, actual_cost_usd REAL, latency_ms REAL, outcome TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_tenant ON decisions (tenant, created_at);
+CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at);
+CREATE TABLE IF NOT EXISTS reservations (
+    tenant TEXT NOT NULL, attempt_id TEXT NOT NULL, amount INTEGER NOT NULL,
+    created_at REAL NOT NULL, buckets TEXT NOT NULL, state TEXT NOT NULL,
+    closed_at REAL, actual INTEGER, estimated INTEGER,
+    PRIMARY KEY (tenant, attempt_id));
+CREATE INDEX IF NOT EXISTS reservations_held_tenant
+    ON reservations (tenant) WHERE state = 'held';
+CREATE INDEX IF NOT EXISTS reservations_held_age
+    ON reservations (created_at) WHERE state = 'held';
+CREATE INDEX IF NOT EXISTS reservations_closed
+    ON reservations (closed_at) WHERE state <> 'held';
+CREATE TABLE IF NOT EXISTS rate_counters (
+    key TEXT PRIMARY KEY, win INTEGER NOT NULL, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS feedback_sources (
+    decision_id TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (decision_id, source));
 CREATE TABLE IF NOT EXISTS feedback (
     decision_id TEXT NOT NULL REFERENCES decisions (decision_id), source TEXT NOT NULL,
     tenant TEXT NOT NULL, score REAL NOT NULL, success INTEGER NOT NULL,
@@ -123,8 +151,27 @@ class SqliteHotState(OwnsDatabase, HotState):
     def __init__(self, path: str) -> None:
         self.db = SqliteDatabase(path)
 
-    async def reserve(self, tenant: str, amount: int, buckets: Sequence[Bucket]) -> Bucket | None:
+    async def reserve(
+        self,
+        tenant: str,
+        attempt_id: str,
+        amount: int,
+        buckets: Sequence[Bucket],
+        *,
+        now: float,
+        max_in_flight: int,
+    ) -> Bucket | None:
         def work(conn: sqlite3.Connection) -> Bucket | None:
+            if conn.execute(
+                "SELECT 1 FROM reservations WHERE tenant=? AND attempt_id=?", (tenant, attempt_id)
+            ).fetchone():
+                return None
+            if max_in_flight:
+                (held,) = conn.execute(
+                    "SELECT count(*) FROM reservations WHERE tenant=? AND state='held'", (tenant,)
+                ).fetchone()
+                if held >= max_in_flight:
+                    return IN_FLIGHT
             for bucket in buckets:
                 row = conn.execute(
                     "SELECT spent + reserved FROM budget_counters "
@@ -140,23 +187,100 @@ class SqliteHotState(OwnsDatabase, HotState):
                     "DO UPDATE SET reserved = reserved + excluded.reserved",
                     (tenant, bucket.window, bucket.label, amount),
                 )
+            conn.execute(
+                "INSERT INTO reservations (tenant, attempt_id, amount, created_at, buckets, state) "
+                "VALUES (?, ?, ?, ?, ?, 'held')",
+                (tenant, attempt_id, amount, now, buckets_to_json(buckets)),
+            )
             return None
 
         return await self.db.transaction("reserve", work)
 
     async def settle(
-        self, tenant: str, buckets: Sequence[Bucket], reserved: int, actual: int
-    ) -> None:
-        def work(conn: sqlite3.Connection) -> None:
+        self,
+        tenant: str,
+        attempt_id: str,
+        buckets: Sequence[Bucket],
+        actual: int,
+        *,
+        estimated: bool,
+        now: float,
+    ) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT state, amount, buckets FROM reservations WHERE tenant=? AND attempt_id=?",
+                (tenant, attempt_id),
+            ).fetchone()
+            if row is not None and row[0] == "settled":
+                return False
+            if row is not None and row[0] == "held":
+                _release(conn, tenant, buckets_from_json(row[2]), row[1])
             for bucket in buckets:
                 conn.execute(
                     "INSERT INTO budget_counters (tenant, win, label, spent) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (tenant, win, label) "
-                    "DO UPDATE SET spent = spent + excluded.spent, reserved = max(reserved - ?, 0)",
-                    (tenant, bucket.window, bucket.label, actual, reserved),
+                    "ON CONFLICT (tenant, win, label) DO UPDATE SET spent = spent + excluded.spent",
+                    (tenant, bucket.window, bucket.label, actual),
                 )
+            conn.execute(
+                "INSERT INTO reservations (tenant, attempt_id, amount, created_at, buckets, state, "
+                "closed_at, actual, estimated) VALUES (?, ?, 0, ?, '[]', 'settled', ?, ?, ?) "
+                "ON CONFLICT (tenant, attempt_id) DO UPDATE SET state = 'settled', "
+                "closed_at = excluded.closed_at, actual = excluded.actual, "
+                "estimated = excluded.estimated",
+                (tenant, attempt_id, now, now, actual, estimated),
+            )
+            return True
 
-        await self.db.transaction("settle", work)
+        return await self.db.transaction("settle", work)
+
+    async def reap(self, cutoff: float, limit: int, now: float) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            stale = conn.execute(
+                "SELECT tenant, attempt_id, amount, buckets FROM reservations "
+                "WHERE state='held' AND created_at < ? ORDER BY created_at LIMIT ?",
+                (cutoff, limit),
+            ).fetchall()
+            for tenant, attempt_id, amount, buckets in stale:
+                _release(conn, tenant, buckets_from_json(buckets), amount)
+                conn.execute(
+                    "UPDATE reservations SET state='reaped', closed_at=? "
+                    "WHERE tenant=? AND attempt_id=?",
+                    (now, tenant, attempt_id),
+                )
+            conn.execute(
+                "DELETE FROM reservations WHERE rowid IN (SELECT rowid FROM reservations "
+                "WHERE state <> 'held' AND closed_at < ? LIMIT ?)",
+                (now - TOMBSTONE_TTL_S, limit),
+            )
+            return len(stale)
+
+        return await self.db.transaction("reap", work)
+
+    async def in_flight(self, tenant: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM reservations WHERE tenant=? AND state='held'", (tenant,)
+                ).fetchone()[0]
+            )
+
+        return await self.db.run("in_flight", work)
+
+    async def hit(self, key: str, window_s: int, now: float) -> int:
+        window = int(now // window_s)
+
+        def work(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "INSERT INTO rate_counters (key, win, count) VALUES (?, ?, 1) "
+                    "ON CONFLICT (key) DO UPDATE SET "
+                    "count = CASE WHEN win = excluded.win THEN count + 1 ELSE 1 END, "
+                    "win = excluded.win RETURNING count",
+                    (key, window),
+                ).fetchone()[0]
+            )
+
+        return await self.db.transaction("hit", work)
 
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         def work(conn: sqlite3.Connection) -> list[BucketUsage]:
@@ -181,13 +305,16 @@ class SqliteHotState(OwnsDatabase, HotState):
 
         return await self.db.run("arm_stats", work)
 
-    async def record_reward(self, key: str, model: str, reward: float) -> None:
+    async def record_reward(
+        self, key: str, model: str, reward: float, previous: float | None = None
+    ) -> None:
         def work(conn: sqlite3.Connection) -> None:
+            added, delta = (1, reward) if previous is None else (0, reward - previous)
             conn.execute(
                 "INSERT INTO arm_stats (key, model, count, reward_sum) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (key, model) DO UPDATE SET count = count + 1, "
-                "reward_sum = reward_sum + excluded.reward_sum",
-                (key, model, reward),
+                "ON CONFLICT (key, model) DO UPDATE SET count = count + ?, "
+                "reward_sum = reward_sum + ?",
+                (key, model, reward, added, delta),
             )
 
         await self.db.transaction("record_reward", work)
@@ -218,25 +345,54 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
 
         return await self.db.run("get", work)
 
-    async def add_feedback(self, feedback: FeedbackRecord) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT INTO feedback "
-                "(decision_id, source, tenant, score, success, comment, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id, source) DO NOTHING",
-                (
-                    feedback.decision_id,
-                    feedback.source,
-                    feedback.tenant,
-                    feedback.score,
-                    feedback.success,
-                    feedback.comment,
-                    feedback.created_at,
-                ),
+    async def add_feedback(self, feedback: FeedbackRecord, max_sources: int) -> FeedbackWrite:
+        def work(conn: sqlite3.Connection) -> FeedbackWrite:
+            f = feedback
+            sources = {
+                source
+                for (source,) in conn.execute(
+                    "SELECT source FROM feedback_sources WHERE decision_id=?", (f.decision_id,)
+                )
+            }
+            if f.source not in sources and len(sources) >= max_sources:
+                return FeedbackWrite("too_many_sources")
+            row = conn.execute(
+                f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE decision_id=? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (f.decision_id,),
+            ).fetchone()
+            previous = feedback_from_row(row) if row else None
+            if previous is not None and same_feedback(previous, f):
+                return FeedbackWrite("unchanged", previous)
+            conn.execute(
+                "INSERT OR IGNORE INTO feedback_sources (decision_id, source) VALUES (?, ?)",
+                (f.decision_id, f.source),
             )
-            return cursor.rowcount == 1
+            conn.execute("DELETE FROM feedback WHERE decision_id=?", (f.decision_id,))
+            conn.execute(
+                f"INSERT INTO feedback ({FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (f.decision_id, f.source, f.tenant, f.score, f.success, f.comment, f.created_at),
+            )
+            return FeedbackWrite("created" if previous is None else "replaced", previous)
 
-        return await self.db.run("add_feedback", work)
+        return await self.db.transaction("add_feedback", work)
+
+    async def sweep(self, before: float, limit: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            ids = [
+                (i,)
+                for (i,) in conn.execute(
+                    "SELECT decision_id FROM decisions WHERE created_at < ? "
+                    "ORDER BY created_at LIMIT ?",
+                    (before, limit),
+                )
+            ]
+            conn.executemany("DELETE FROM feedback_sources WHERE decision_id=?", ids)
+            conn.executemany("DELETE FROM feedback WHERE decision_id=?", ids)
+            conn.executemany("DELETE FROM decisions WHERE decision_id=?", ids)
+            return len(ids)
+
+        return await self.db.transaction("sweep", work)
 
     async def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         def work(conn: sqlite3.Connection) -> list[ExportRow]:
@@ -251,9 +407,11 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
             ).fetchall()
             rows = []
             for row in decisions:
+                # One feedback per decision (logs written before that rule keep several:
+                # the latest is the one that counts).
                 feedback = conn.execute(
-                    "SELECT decision_id, source, tenant, score, success, comment, created_at "
-                    "FROM feedback WHERE decision_id=? ORDER BY created_at",
+                    f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE decision_id=? "
+                    "ORDER BY created_at DESC LIMIT 1",
                     (row[0],),
                 ).fetchall()
                 rows.append(
@@ -263,3 +421,14 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
 
         for row in await self.db.run("export", work):
             yield row
+
+
+def _release(
+    conn: sqlite3.Connection, tenant: str, buckets: Sequence[tuple[str, str]], amount: int
+) -> None:
+    for window, label in buckets:
+        conn.execute(
+            "UPDATE budget_counters SET reserved = max(reserved - ?, 0) "
+            "WHERE tenant=? AND win=? AND label=?",
+            (amount, tenant, window, label),
+        )
