@@ -5,6 +5,11 @@ chunks with usage in the final chunk; Anthropic ``message_start`` / ``content_bl
 ``message_delta`` / ``message_stop`` events), error bodies, status codes and Retry-After.
 Each server answers from a script of replies (then a default success) and records every
 request. The fixtures are loaded for every test module by ``pytest_plugins`` in conftest.py.
+
+Tool calls: ``openai_completion(tool_calls=...)`` and ``anthropic_message(tool_uses=...)``
+answer with calls; ``openai_tool_call_chunks`` streams several calls with interleaved
+indices (as OpenAI may), ``anthropic_tool_events`` streams ``tool_use`` blocks with their
+input in ``input_json_delta`` pieces. ``FakeUpstream.bodies`` are the request bodies sent.
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ class FakeUpstream:
     def enqueue(self, *replies: Script) -> None:
         self.script.extend(replies)
 
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        """The JSON body of every request received, in order."""
+        return [body for _, _, body in self.requests]
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
@@ -117,13 +127,23 @@ class FakeUpstream:
 
 
 def openai_completion(
-    text: str,
+    text: str | None,
     *,
     model: str = "gpt-test",
     prompt_tokens: int = 11,
     completion_tokens: int = 7,
-    finish_reason: str = "stop",
+    finish_reason: str | None = None,
+    tool_calls: list[tuple[str, str, str]] | None = None,
 ) -> dict[str, Any]:
+    """A chat.completion; ``tool_calls`` are ``(id, name, arguments_json)`` (the finish
+    reason is then ``tool_calls`` unless given)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
+            for id_, name, arguments in tool_calls
+        ]
+    finish_reason = finish_reason or ("tool_calls" if tool_calls else "stop")
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -132,7 +152,7 @@ def openai_completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "finish_reason": finish_reason,
                 "logprobs": None,
             }
@@ -187,6 +207,92 @@ def openai_chunks(
     return [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
 
 
+def openai_tool_call_chunks(
+    calls: list[tuple[str, str, str]],
+    *,
+    pieces: int = 3,
+    model: str = "gpt-test",
+    prompt_tokens: int = 11,
+    completion_tokens: int = 9,
+) -> list[str]:
+    """SSE lines streaming ``calls`` (``(id, name, arguments_json)``): every call's first
+    piece (index, id, name) in one chunk, then each call's arguments cut in ``pieces``
+    fragments, round robin across calls so that indices interleave, then the finish chunk
+    (``tool_calls``), the usage chunk and [DONE]."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    def cut(text: str) -> list[str]:
+        size = max(1, -(-len(text) // pieces))
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+    events = [
+        chunk(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": id_,
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                    for index, (id_, name, _) in enumerate(calls)
+                ],
+            }
+        )
+    ]
+    fragments = [cut(arguments) for _, _, arguments in calls]
+    for round_ in range(max((len(f) for f in fragments), default=0)):
+        for index, pieces_of_call in reversed(list(enumerate(fragments))):
+            if round_ < len(pieces_of_call):
+                events.append(
+                    chunk(
+                        {
+                            "tool_calls": [
+                                {"index": index, "function": {"arguments": pieces_of_call[round_]}}
+                            ]
+                        }
+                    )
+                )
+    events.append(chunk({}, "tool_calls"))
+    events.append(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
+    return [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
+
+
+def last_text(body: dict[str, Any]) -> str:
+    """The text of a request's last message, whatever its shape (string or content parts)."""
+    content = body["messages"][-1].get("content")
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text") or part.get("content") or "")
+            for part in content
+            if isinstance(part, dict)
+        )
+    return str(content or "")
+
+
 def openai_error(
     status: int,
     message: str,
@@ -203,7 +309,7 @@ def openai_error(
 
 
 def _openai_default(body: dict[str, Any]) -> Script:
-    text = f"echo: {body['messages'][-1]['content']}"
+    text = f"echo: {last_text(body)}"
     if body.get("stream"):
         return Stream(openai_chunks(text.split(" "), model=body["model"]))
     return Reply(body=openai_completion(text, model=body["model"]))
@@ -218,15 +324,23 @@ def anthropic_message(
     model: str = "claude-test",
     input_tokens: int = 13,
     output_tokens: int = 5,
-    stop_reason: str = "end_turn",
+    stop_reason: str | None = None,
+    tool_uses: list[tuple[str, str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
+    """A Messages API answer; ``tool_uses`` are ``(id, name, input)`` blocks after the text
+    (the stop reason is then ``tool_use`` unless given)."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    for id_, name, input_ in tool_uses or ():
+        content.append({"type": "tool_use", "id": id_, "name": name, "input": input_})
+    if not tool_uses and not text:
+        content = [{"type": "text", "text": text}]
     return {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": stop_reason,
+        "content": content,
+        "stop_reason": stop_reason or ("tool_use" if tool_uses else "end_turn"),
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
     }
@@ -287,6 +401,85 @@ def anthropic_events(
     return events
 
 
+def anthropic_tool_events(
+    text_pieces: list[str],
+    tool_uses: list[tuple[str, str, str]],
+    *,
+    pieces: int = 3,
+    model: str = "claude-test",
+    input_tokens: int = 13,
+    output_tokens: int = 9,
+) -> list[str]:
+    """SSE events: a text block streaming ``text_pieces`` (none when empty), then one
+    ``tool_use`` block per ``(id, name, input_json)`` with its input cut in ``pieces``
+    ``input_json_delta`` fragments, then ``message_delta`` (stop reason ``tool_use``)."""
+    start = anthropic_message("", model=model, input_tokens=input_tokens, output_tokens=1)
+    start.update(content=[], stop_reason=None)
+    events = [_sse("message_start", {"type": "message_start", "message": start})]
+    index = 0
+    if text_pieces:
+        events.append(
+            _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
+        events += [
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": p},
+                },
+            )
+            for p in text_pieces
+        ]
+        events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        index = 1
+    for id_, name, input_json in tool_uses:
+        block = {"type": "tool_use", "id": id_, "name": name, "input": {}}
+        events.append(
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": block},
+            )
+        )
+        size = max(1, -(-len(input_json) // pieces))
+        for i in range(0, len(input_json), size):
+            events.append(
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {
+                            "type": "input_json_delta",
+                            "partial_json": input_json[i : i + size],
+                        },
+                    },
+                )
+            )
+        events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+        index += 1
+    events += [
+        _sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            },
+        ),
+        _sse("message_stop", {"type": "message_stop"}),
+    ]
+    return events
+
+
 def anthropic_error_event(type_: str, message: str) -> str:
     return _sse("error", {"type": "error", "error": {"type": type_, "message": message}})
 
@@ -300,7 +493,7 @@ def anthropic_error(
 
 
 def _anthropic_default(body: dict[str, Any]) -> Script:
-    text = f"echo: {body['messages'][-1]['content']}"
+    text = f"echo: {last_text(body)}"
     if body.get("stream"):
         return Stream(anthropic_events(text.split(" "), model=body["model"]))
     return Reply(body=anthropic_message(text, model=body["model"]))

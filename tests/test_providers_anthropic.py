@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 import grpc
 import pytest
 
-from modelrouter import Message, Role
+from modelrouter import (
+    CallOptions,
+    ContentPart,
+    Image,
+    Message,
+    ProviderCall,
+    ProviderSettings,
+    ResponseFormat,
+    Role,
+    Tool,
+    ToolCall,
+    ToolCallAssembler,
+    Usage,
+)
 from modelrouter.config import parse_config
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
-from modelrouter_anthropic import to_messages_api
+from modelrouter_anthropic import AnthropicProvider, to_messages_api
 
 from .conftest import rpc_error_details, user
 from .fake_upstreams import (
@@ -21,6 +36,7 @@ from .fake_upstreams import (
     anthropic_error_event,
     anthropic_events,
     anthropic_message,
+    anthropic_tool_events,
 )
 from .test_execute import execute_failure
 
@@ -168,3 +184,219 @@ async def test_auth_error_never_leaks_the_key(anthropic_upstream, stub, caplog):
     failure = execute_failure(caught.value)
     assert failure.attempts[0].error_type == "auth"
     assert KEY not in caught.value.details() + str(failure) + caplog.text
+
+
+# -- Real traffic: tools, images, structured output, sampling options (issue 12) ----------
+# The adapter is driven directly through the official SDK against the fake Messages API.
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+WEATHER = Tool(
+    "get_weather",
+    "Current weather in a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+@pytest.fixture
+async def adapter(anthropic_upstream):
+    provider = AnthropicProvider(
+        ProviderSettings("claude", api_key=KEY, base_url=anthropic_upstream.base_url)
+    )
+    yield provider
+    await provider.aclose()
+
+
+def provider_call(*messages: Message, **options: object) -> ProviderCall:
+    return ProviderCall(
+        model="claude-haiku-upstream",
+        messages=messages,
+        max_output_tokens=64,
+        options=CallOptions(**options),  # type: ignore[arg-type]
+    )
+
+
+async def test_anthropic_sends_tools_images_and_sampling_options_and_reads_tool_use(
+    anthropic_upstream, adapter
+):
+    anthropic_upstream.enqueue(
+        Reply(
+            body=anthropic_message(
+                "Let me check.", tool_uses=[("toolu_1", "get_weather", {"city": "Paris"})]
+            )
+        )
+    )
+    completion = await adapter.complete(
+        provider_call(
+            Message(Role.SYSTEM, "Be brief."),
+            Message(
+                Role.USER,
+                parts=(
+                    ContentPart(text="Where is this? And the weather there?"),
+                    ContentPart(image=Image("image/png", data=PNG)),
+                    ContentPart(image=Image(url="https://example.com/tower.jpg")),
+                ),
+            ),
+            tools=(WEATHER,),
+            tool_choice="required",
+            stop=("END",),
+            top_p=0.8,
+            seed=7,
+        )
+    )
+    assert completion.text == "Let me check."
+    assert completion.tool_calls == (ToolCall("toolu_1", "get_weather", '{"city": "Paris"}'),)
+    assert completion.finish_reason == "tool_calls"
+    [body] = anthropic_upstream.bodies
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Where is this? And the weather there?"},
+                {
+                    "type": "image",
+                    "source": {
+                        "type": "base64",
+                        "media_type": "image/png",
+                        "data": base64.b64encode(PNG).decode(),
+                    },
+                },
+                {
+                    "type": "image",
+                    "source": {"type": "url", "url": "https://example.com/tower.jpg"},
+                },
+            ],
+        }
+    ]
+    assert body["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "Current weather in a city.",
+            "input_schema": dict(WEATHER.parameters),
+        }
+    ]
+    assert body["tool_choice"] == {"type": "any"}
+    assert (body["stop_sequences"], body["top_p"]) == (["END"], 0.8)
+    assert "seed" not in body  # no Anthropic equivalent
+
+
+async def test_anthropic_agent_loop_merges_consecutive_tool_results_into_one_user_turn(
+    anthropic_upstream, adapter
+):
+    anthropic_upstream.enqueue(Reply(body=anthropic_message("18 C in Paris, 9 C in Oslo.")))
+    completion = await adapter.complete(
+        provider_call(
+            Message(Role.USER, "Weather in Paris and Oslo?"),
+            Message(
+                Role.ASSISTANT,
+                "Checking both.",
+                tool_calls=(
+                    ToolCall("toolu_1", "get_weather", '{"city": "Paris"}'),
+                    ToolCall("toolu_2", "get_weather", '{"city": "Oslo"}'),
+                ),
+            ),
+            Message(Role.TOOL, '{"c": 18}', tool_call_id="toolu_1"),
+            Message(Role.TOOL, '{"c": 9}', tool_call_id="toolu_2"),
+            Message(Role.USER, "Answer in one line."),
+            tools=(WEATHER,),
+            tool_choice="get_weather",
+        )
+    )
+    assert (completion.text, completion.finish_reason) == ("18 C in Paris, 9 C in Oslo.", "stop")
+    [body] = anthropic_upstream.bodies
+    assert body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Checking both."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+                {
+                    "type": "tool_use",
+                    "id": "toolu_2",
+                    "name": "get_weather",
+                    "input": {"city": "Oslo"},
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": '{"c": 18}'},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": '{"c": 9}'},
+                {"type": "text", "text": "Answer in one line."},
+            ],
+        },
+    ]
+    assert body["tool_choice"] == {"type": "tool", "name": "get_weather"}
+
+
+async def test_anthropic_structured_output_forces_a_tool_with_the_schema_and_answers_its_input(
+    anthropic_upstream, adapter
+):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    anthropic_upstream.enqueue(
+        Reply(body=anthropic_message("", tool_uses=[("toolu_9", "place", {"city": "Paris"})])),
+        Stream(anthropic_tool_events([], [("toolu_9", "place", '{"city": "Lima"}')], pieces=3)),
+    )
+    call = provider_call(
+        Message(Role.USER, "Which city has the Eiffel tower?"),
+        response_format=ResponseFormat("json_schema", schema=schema, name="place"),
+    )
+    completion = await adapter.complete(call)
+    assert json.loads(completion.text) == {"city": "Paris"}
+    assert (completion.tool_calls, completion.finish_reason) == ((), "stop")
+    deltas, final = [], None
+    async for chunk in adapter.stream(call):
+        assert chunk.tool_call_delta is None
+        deltas.append(chunk.delta)
+        final = chunk
+    assert len([d for d in deltas if d]) == 3  # the schema tool's input, streamed as text
+    assert json.loads("".join(deltas)) == {"city": "Lima"}
+    assert final is not None and final.finish_reason == "stop"
+    for body in anthropic_upstream.bodies:
+        assert body["tools"] == [
+            {
+                "name": "place",
+                "description": (
+                    "Give the final answer: call this tool with the answer as its input."
+                ),
+                "input_schema": schema,
+            }
+        ]
+        assert body["tool_choice"] == {"type": "tool", "name": "place"}
+
+
+async def test_anthropic_stream_assembles_tool_use_input_json_deltas(anthropic_upstream, adapter):
+    uses = [
+        ("toolu_a", "get_weather", '{"city": "Paris", "unit": "celsius"}'),
+        ("toolu_b", "get_weather", '{"city": "Oslo"}'),
+    ]
+    anthropic_upstream.enqueue(Stream(anthropic_tool_events(["Checking", " both."], uses)))
+    assembler = ToolCallAssembler()
+    text, final = [], None
+    async for chunk in adapter.stream(
+        provider_call(Message(Role.USER, "Weather in Paris and Oslo?"), tools=(WEATHER,))
+    ):
+        text.append(chunk.delta)
+        if chunk.tool_call_delta is not None:
+            assembler.add(chunk.tool_call_delta)
+        final = chunk
+    assert "".join(text) == "Checking both."
+    assert assembler.tool_calls == tuple(ToolCall(*u) for u in uses)
+    assert final is not None
+    assert (final.finish_reason, final.usage) == ("tool_calls", Usage(13, 9))
+
+
+def test_turn_merge_is_linear_in_the_conversation_size():
+    # 20,000 consecutive user turns of 200 characters: merging by string concatenation
+    # copies ~40 GB; by collecting blocks, 4 MB.
+    turns = [Message(Role.USER, "x" * 200) for _ in range(20_000)]
+    started = time.perf_counter()
+    _, merged = to_messages_api(turns)
+    assert time.perf_counter() - started < 1.0
+    assert len(merged) == 1 and len(merged[0]["content"]) == 20_000 * 202 - 2

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 
 import grpc
 import pytest
 
+from modelrouter import (
+    CallOptions,
+    ContentPart,
+    Image,
+    Message,
+    ProviderCall,
+    ProviderSettings,
+    ResponseFormat,
+    Role,
+    Tool,
+    ToolCall,
+    ToolCallAssembler,
+    Usage,
+)
 from modelrouter.config import parse_config
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
+from modelrouter_openai import OpenAIProvider
 
 from .conftest import rpc_error_details, user
 from .fake_upstreams import (
@@ -21,6 +37,7 @@ from .fake_upstreams import (
     openai_chunks,
     openai_completion,
     openai_error,
+    openai_tool_call_chunks,
 )
 from .test_execute import execute_failure
 
@@ -278,3 +295,188 @@ async def test_api_key_never_appears_in_errors_or_logs(openai_upstream, connect,
         caught.value.details() + str(failure) + caplog.text + str(caught.value.trailing_metadata())
     )
     assert KEY not in everything
+
+
+# -- Real traffic: tools, images, structured output, sampling options (issue 12) ----------
+# The adapter is driven directly (a ProviderCall in, a Completion out) through the official
+# SDK against the fake Chat Completions server; the router's wiring is tested elsewhere.
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+WEATHER = Tool(
+    "get_weather",
+    "Current weather in a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+TIME = Tool("get_time", "", {"type": "object", "properties": {"tz": {"type": "string"}}})
+
+
+@pytest.fixture
+async def openai_adapter(openai_upstream):
+    adapter = OpenAIProvider(
+        ProviderSettings("main", api_key=KEY, base_url=openai_upstream.base_url)
+    )
+    yield adapter
+    await adapter.aclose()
+
+
+def provider_call(*messages: Message, **options: object) -> ProviderCall:
+    return ProviderCall(
+        model="gpt-upstream",
+        messages=messages,
+        max_output_tokens=64,
+        options=CallOptions(**options),  # type: ignore[arg-type]
+    )
+
+
+async def test_openai_sends_tools_images_schema_and_sampling_options(
+    openai_upstream, openai_adapter
+):
+    openai_upstream.enqueue(
+        Reply(
+            body=openai_completion(
+                None, tool_calls=[("call_1", "get_weather", '{"city": "Paris"}')]
+            )
+        )
+    )
+    schema = {"type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"]}
+    completion = await openai_adapter.complete(
+        provider_call(
+            Message(
+                Role.USER,
+                parts=(
+                    ContentPart(text="What is in these, and the weather?"),
+                    ContentPart(image=Image(url="https://example.com/cat.png")),
+                    ContentPart(image=Image("image/png", data=PNG)),
+                ),
+            ),
+            tools=(WEATHER, TIME),
+            tool_choice="get_weather",
+            response_format=ResponseFormat("json_schema", schema=schema, name="reading"),
+            stop=("END", "\n\n"),
+            top_p=0.9,
+            seed=42,
+        )
+    )
+    assert completion.tool_calls == (ToolCall("call_1", "get_weather", '{"city": "Paris"}'),)
+    assert (completion.text, completion.finish_reason) == ("", "tool_calls")
+    [body] = openai_upstream.bodies
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these, and the weather?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+                },
+            ],
+        }
+    ]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Current weather in a city.",
+                "parameters": dict(WEATHER.parameters),
+            },
+        },
+        {"type": "function", "function": {"name": "get_time", "parameters": dict(TIME.parameters)}},
+    ]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "reading", "schema": schema, "strict": True},
+    }
+    assert (body["stop"], body["top_p"], body["seed"]) == (["END", "\n\n"], 0.9, 42)
+
+
+async def test_openai_agent_loop_sends_the_tool_calls_and_their_results_back(
+    openai_upstream, openai_adapter
+):
+    openai_upstream.enqueue(Reply(body=openai_completion("It is 18 C in Paris and 9 in Oslo.")))
+    completion = await openai_adapter.complete(
+        provider_call(
+            Message(Role.USER, "Weather in Paris and Oslo?"),
+            Message(
+                Role.ASSISTANT,
+                tool_calls=(
+                    ToolCall("call_1", "get_weather", '{"city": "Paris"}'),
+                    ToolCall("call_2", "get_weather", '{"city": "Oslo"}'),
+                ),
+            ),
+            Message(Role.TOOL, '{"c": 18}', tool_call_id="call_1"),
+            Message(Role.TOOL, '{"c": 9}', tool_call_id="call_2"),
+            tools=(WEATHER,),
+            tool_choice="auto",
+        )
+    )
+    assert completion.text == "It is 18 C in Paris and 9 in Oslo."
+    assert completion.tool_calls == ()
+    [body] = openai_upstream.bodies
+    assert body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                },
+            ],
+        },
+        {"role": "tool", "content": '{"c": 18}', "tool_call_id": "call_1"},
+        {"role": "tool", "content": '{"c": 9}', "tool_call_id": "call_2"},
+    ]
+    assert body["tool_choice"] == "auto"
+
+
+async def test_openai_json_object_format_and_no_options_sends_no_extra_fields(
+    openai_upstream, openai_adapter
+):
+    await openai_adapter.complete(
+        provider_call(
+            Message(Role.USER, "JSON please"), response_format=ResponseFormat("json_object")
+        )
+    )
+    await openai_adapter.complete(provider_call(Message(Role.USER, "plain")))
+    with_format, plain = openai_upstream.bodies
+    assert with_format["response_format"] == {"type": "json_object"}
+    extras = {"tools", "tool_choice", "response_format", "stop", "top_p", "seed"}
+    assert extras & plain.keys() == set()
+
+
+async def test_openai_stream_assembles_several_tool_calls_with_interleaved_indices(
+    openai_upstream, openai_adapter
+):
+    calls = [
+        ("call_a", "get_weather", '{"city": "Paris", "unit": "celsius"}'),
+        ("call_b", "get_time", '{"tz": "Europe/Oslo"}'),
+        ("call_c", "get_weather", '{"city": "Lima"}'),
+    ]
+    openai_upstream.enqueue(Stream(openai_tool_call_chunks(calls, pieces=4)))
+    assembler = ToolCallAssembler()
+    indices = []
+    final = None
+    async for chunk in openai_adapter.stream(
+        provider_call(Message(Role.USER, "Weather and time?"), tools=(WEATHER, TIME))
+    ):
+        if chunk.tool_call_delta is not None:
+            indices.append(chunk.tool_call_delta.index)
+            assembler.add(chunk.tool_call_delta)
+        if chunk.usage is not None:
+            final = chunk
+    # The upstream interleaved the calls' fragments: the indices are not sorted.
+    assert indices != sorted(indices)
+    assert assembler.tool_calls == tuple(ToolCall(*c) for c in calls)
+    assert final is not None
+    assert final.finish_reason == "tool_calls"
+    assert final.usage == Usage(11, 9)
+    assert openai_upstream.bodies[0]["stream"] is True

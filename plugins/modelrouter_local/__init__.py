@@ -11,6 +11,11 @@ llama.cpp is not thread-safe and generation is CPU-bound, so every call runs on 
 dedicated thread, serialized by a lock; tokens reach the event loop through a thread-safe
 hand-off. ``llama_cpp`` is imported, and the model loaded, on the first call only. A
 cancelled call stops generating at the next token.
+
+Text only: ``supports`` is empty, and a call with tools, tool turns, images or a response
+format is refused (``ProviderError`` of kind ``unsupported``, not retried) rather than sent
+with them dropped; its catalog entry lists neither ``tools``, ``vision`` nor ``json``, so
+routing never sends it one. ``stop``, ``top_p`` and ``seed`` are passed to llama.cpp.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from modelrouter import (
     ProviderSettings,
     Usage,
     hookimpl,
+    upstream,
 )
 
 __all__ = ["LocalProvider", "default_model_path", "register_providers"]
@@ -55,6 +61,7 @@ def default_model_path() -> Path | None:
 class LocalProvider(Provider):
     kind = "local"
     requires_api_key = False
+    supports: frozenset[str] = frozenset()  # text only
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
@@ -100,13 +107,20 @@ class LocalProvider(Provider):
         try:
             with self._lock:
                 llama = self._model()
-                messages = [{"role": m.role.value, "content": m.content} for m in call.messages]
+                messages = [{"role": m.role.value, "content": m.text} for m in call.messages]
                 prompt_tokens = self._count_prompt_tokens(messages)
                 output_tokens = 0
                 finish_reason = "stop"
                 kwargs: dict[str, Any] = {"max_tokens": call.max_output_tokens, "stream": True}
                 if call.temperature is not None:
                     kwargs["temperature"] = call.temperature
+                options = call.options
+                if options.stop:
+                    kwargs["stop"] = list(options.stop)
+                if options.top_p is not None:
+                    kwargs["top_p"] = options.top_p
+                if options.seed is not None:
+                    kwargs["seed"] = options.seed
                 chunks: Iterator[dict[str, Any]] = llama.create_chat_completion(messages, **kwargs)
                 for chunk in chunks:
                     if stop.is_set():
@@ -136,6 +150,7 @@ class LocalProvider(Provider):
     # -- runs on the event loop ----------------------------------------------------------------
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[CompletionChunk]:
+        upstream.check_supported(call, self.supports, self.settings.name)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()

@@ -127,7 +127,7 @@ class ToolCallAssembler:
     Linear in the total size of the fragments, whatever the interleaving.
     """
 
-    __slots__ = ("_ids", "_names", "_fragments")
+    __slots__ = ("_fragments", "_ids", "_names")
 
     def __init__(self) -> None:
         self._ids: dict[int, str] = {}
