@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import json
+import mimetypes
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,7 +14,12 @@ from grpc_status import rpc_status
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
 
-_ROLES = {"system": pb.ROLE_SYSTEM, "user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT}
+_ROLES = {
+    "system": pb.ROLE_SYSTEM,
+    "user": pb.ROLE_USER,
+    "assistant": pb.ROLE_ASSISTANT,
+    "tool": pb.ROLE_TOOL,
+}
 _DETAIL_TYPES = (
     error_details_pb2.BadRequest,
     error_details_pb2.PreconditionFailure,
@@ -39,6 +47,61 @@ def build_messages(conversation: Conversation) -> list[pb.Message]:
     return messages
 
 
+def tool(name: str, parameters: Mapping[str, Any] | None = None, description: str = "") -> pb.Tool:
+    """A tool the model may call; ``parameters`` is its arguments' JSON Schema."""
+    return pb.Tool(
+        name=name,
+        description=description,
+        parameters_json=json.dumps(dict(parameters)) if parameters is not None else "",
+    )
+
+
+def image(source: str | Path | bytes, media_type: str = "") -> pb.ContentPart:
+    """An image part: an ``http(s)://`` URL, a file path, or encoded bytes (then give
+    ``media_type``; for a path it is guessed from the file name when not given)."""
+    if isinstance(source, bytes):
+        return pb.ContentPart(image=pb.Image(data=source, media_type=media_type))
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        return pb.ContentPart(image=pb.Image(url=source, media_type=media_type))
+    path = Path(source)
+    guessed = media_type or mimetypes.guess_type(path.name)[0] or ""
+    return pb.ContentPart(image=pb.Image(data=path.read_bytes(), media_type=guessed))
+
+
+def user_message(*parts: str | pb.ContentPart) -> pb.Message:
+    """A user turn of text and image parts, in order (strings are text parts)."""
+    return pb.Message(
+        role=pb.ROLE_USER,
+        parts=[pb.ContentPart(text=p) if isinstance(p, str) else p for p in parts],
+    )
+
+
+def assistant_message(response: pb.ExecuteResponse) -> pb.Message:
+    """The assistant turn of an answer (text and tool calls), to send back in a loop."""
+    return pb.Message(
+        role=pb.ROLE_ASSISTANT, content=response.text, tool_calls=list(response.tool_calls)
+    )
+
+
+def tool_result(tool_call_id: str, content: str | Any) -> pb.Message:
+    """The result of one tool call; non-string content is sent as JSON."""
+    text = content if isinstance(content, str) else json.dumps(content)
+    return pb.Message(role=pb.ROLE_TOOL, content=text, tool_call_id=tool_call_id)
+
+
+def json_schema(
+    schema: Mapping[str, Any], *, name: str = "", strict: bool | None = None
+) -> pb.ResponseFormat:
+    """A response format: the answer conforms to ``schema``."""
+    response_format = pb.ResponseFormat(json_schema=json.dumps(dict(schema)), name=name)
+    if strict is not None:
+        response_format.strict = strict
+    return response_format
+
+
+JSON_OBJECT = pb.ResponseFormat(json_object=True)
+
+
 def error_details(error: grpc.RpcError) -> list[proto_message.Message]:
     """The google.rpc detail messages attached to a failed call, decoded."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
@@ -56,15 +119,28 @@ def _constraints(constraints: dict[str, Any]) -> pb.Constraints:
     return pb.Constraints(**{k: v for k, v in constraints.items() if v is not None})
 
 
-def _execute_request(
-    conversation: Conversation, model: str, temperature: float | None, constraints: dict[str, Any]
-) -> pb.ExecuteRequest:
-    request = pb.ExecuteRequest(
-        messages=build_messages(conversation), model=model, constraints=_constraints(constraints)
+# Keyword arguments of route/execute that are request fields, not Constraints fields.
+_ROUTE_FIELDS = ("tools", "tool_choice", "response_format", "session_id")
+_EXECUTE_FIELDS = (*_ROUTE_FIELDS, "stop", "top_p", "seed", "metadata", "temperature", "model")
+
+
+def _split(kwargs: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """Pops the request fields out of ``kwargs`` (leaving Constraints), dropping ``None``."""
+    return {f: v for f in fields if (v := kwargs.pop(f, None)) is not None}
+
+
+def _route_request(conversation: Conversation, kwargs: dict[str, Any]) -> pb.RouteRequest:
+    fields = _split(kwargs, _ROUTE_FIELDS)
+    return pb.RouteRequest(
+        messages=build_messages(conversation), constraints=_constraints(kwargs), **fields
     )
-    if temperature is not None:
-        request.temperature = temperature
-    return request
+
+
+def _execute_request(conversation: Conversation, kwargs: dict[str, Any]) -> pb.ExecuteRequest:
+    fields = _split(kwargs, _EXECUTE_FIELDS)
+    return pb.ExecuteRequest(
+        messages=build_messages(conversation), constraints=_constraints(kwargs), **fields
+    )
 
 
 def _feedback_request(
@@ -80,7 +156,11 @@ def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...] | None:
 
 
 class AsyncModelRouterClient:
-    """asyncio client. Keyword arguments of the calls are ``Constraints`` fields.
+    """asyncio client. Keyword arguments of the calls are ``Constraints`` fields, plus for
+    ``route`` and ``execute``: ``tools`` (see :func:`tool`), ``tool_choice``,
+    ``response_format`` (see :func:`json_schema`, :data:`JSON_OBJECT`) and ``session_id``;
+    for ``execute`` also ``model``, ``temperature``, ``stop``, ``top_p``, ``seed`` and
+    ``metadata``. Results carry ``tool_calls``; answer them with :func:`tool_result`.
 
     ``api_key`` is sent as ``authorization: Bearer ...`` on every call; pass ``channel`` to
     use TLS or other channel options.
@@ -109,31 +189,16 @@ class AsyncModelRouterClient:
         request = pb.ClassifyRequest(messages=messages, constraints=_constraints(constraints))
         return await self._call("Classify", request)
 
-    async def route(self, conversation: Conversation, **constraints: Any) -> pb.RouteResponse:
-        messages = build_messages(conversation)
-        request = pb.RouteRequest(messages=messages, constraints=_constraints(constraints))
-        return await self._call("Route", request)
+    async def route(self, conversation: Conversation, **kwargs: Any) -> pb.RouteResponse:
+        return await self._call("Route", _route_request(conversation, kwargs))
 
-    async def execute(
-        self,
-        conversation: Conversation,
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        **constraints: Any,
-    ) -> pb.ExecuteResponse:
-        request = _execute_request(conversation, model, temperature, constraints)
-        return await self._call("Execute", request)
+    async def execute(self, conversation: Conversation, **kwargs: Any) -> pb.ExecuteResponse:
+        return await self._call("Execute", _execute_request(conversation, kwargs))
 
     async def execute_stream(
-        self,
-        conversation: Conversation,
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        **constraints: Any,
+        self, conversation: Conversation, **kwargs: Any
     ) -> AsyncIterator[pb.ExecuteStreamResponse]:
-        request = _execute_request(conversation, model, temperature, constraints)
+        request = _execute_request(conversation, kwargs)
         call = self.stub.ExecuteStream(request, timeout=self.timeout_s, metadata=self._metadata)
         async for chunk in call:
             yield chunk
@@ -199,32 +264,16 @@ class ModelRouterClient:
         request = pb.ClassifyRequest(messages=messages, constraints=_constraints(constraints))
         return self._call("Classify", request)
 
-    def route(self, conversation: Conversation, **constraints: Any) -> pb.RouteResponse:
-        messages = build_messages(conversation)
-        request = pb.RouteRequest(messages=messages, constraints=_constraints(constraints))
-        return self._call("Route", request)
+    def route(self, conversation: Conversation, **kwargs: Any) -> pb.RouteResponse:
+        return self._call("Route", _route_request(conversation, kwargs))
 
-    def execute(
-        self,
-        conversation: Conversation,
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        **constraints: Any,
-    ) -> pb.ExecuteResponse:
-        return self._call(
-            "Execute", _execute_request(conversation, model, temperature, constraints)
-        )
+    def execute(self, conversation: Conversation, **kwargs: Any) -> pb.ExecuteResponse:
+        return self._call("Execute", _execute_request(conversation, kwargs))
 
     def execute_stream(
-        self,
-        conversation: Conversation,
-        *,
-        model: str = "",
-        temperature: float | None = None,
-        **constraints: Any,
+        self, conversation: Conversation, **kwargs: Any
     ) -> Iterator[pb.ExecuteStreamResponse]:
-        request = _execute_request(conversation, model, temperature, constraints)
+        request = _execute_request(conversation, kwargs)
         yield from self.stub.ExecuteStream(request, timeout=self.timeout_s, metadata=self._metadata)
 
     def list_models(self) -> list[pb.Model]:
