@@ -58,10 +58,7 @@ async def test_concurrent_retries_of_one_attempt_reserve_once(stores: Stores):
     [usage] = await stores.hot.usage("t", [DAY])
     assert usage.reserved == 1_000
     settled = await asyncio.gather(
-        *(
-            stores.hot.settle("t", "same", [DAY], 900, estimated=True, now=NOW)
-            for _ in range(20)
-        )
+        *(stores.hot.settle("t", "same", [DAY], 900, estimated=True, now=NOW) for _ in range(20))
     )
     assert sorted(settled) == [False] * 19 + [True]
     [usage] = await stores.hot.usage("t", [DAY])
@@ -224,9 +221,7 @@ async def test_two_redis_replicas_share_the_in_flight_cap_and_the_reaper(tmp_pat
         config = BudgetsConfig(default=BudgetLimits(day_usd=1.0))
         a = Budgets(config, one, clock=lambda: NOW, max_in_flight_per_tenant=4)
         b = Budgets(config, two, clock=lambda: NOW, max_in_flight_per_tenant=4)
-        held = await asyncio.gather(
-            *(replica.reserve("acme", 0.01) for replica in (a, b, a, b))
-        )
+        held = await asyncio.gather(*(replica.reserve("acme", 0.01) for replica in (a, b, a, b)))
         for replica in (a, b):
             with pytest.raises(InFlightLimitExceeded):
                 await replica.reserve("acme", 0.01)

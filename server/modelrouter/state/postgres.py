@@ -207,7 +207,7 @@ class PostgresHotState(OwnsDatabase, HotState):
                 (attempt_id, tenant, attempt_id),
             )
             row = await cur.fetchone()
-            held, exists = (row or (0, 0))
+            held, exists = row or (0, 0)
             if exists:
                 return None
             if max_in_flight and held >= max_in_flight:

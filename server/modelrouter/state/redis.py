@@ -80,7 +80,9 @@ end
 # KEYS: in-flight set, reservation hash, counter hashes to charge.
 # ARGV: attempt id, actual cost, estimated (0/1), now, tombstone ttl, then ttl per bucket.
 # Returns 1 when applied, 0 when the attempt was already settled.
-_SETTLE = _RELEASE + """
+_SETTLE = (
+    _RELEASE
+    + """
 local state = redis.call('HGET', KEYS[2], 'state')
 if state == 'settled' then return 0 end
 if state == 'held' then
@@ -97,10 +99,13 @@ redis.call('HSET', KEYS[2], 'state', 'settled', 'actual', actual, 'estimated', A
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
 return 1
 """
+)
 
 # KEYS: one tenant's in-flight set. ARGV: cutoff, limit, tombstone ttl, reservation key
 # prefix. Releases up to ``limit`` held reservations made before the cutoff.
-_REAP = _RELEASE + """
+_REAP = (
+    _RELEASE
+    + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0,
                        tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
@@ -114,6 +119,7 @@ for _, id in ipairs(ids) do
 end
 return #ids
 """
+)
 
 # KEYS: one counter. ARGV: window number, window seconds. Fixed-window event count.
 _HIT = """
