@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Every table: unknown keys are errors (reported with the closest valid key).
-TABLE = ConfigDict(extra="forbid")
+TABLE = ConfigDict(extra="forbid", defer_build=True)
 
 Text = Annotated[str, Strict(), Field(min_length=1)]
 Int = Annotated[int, Strict()]
