@@ -23,10 +23,12 @@ test:
 	$(BIN)/pip install ./plugins/examples/modelrouter-example-classifier
 	$(MAKE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	cd clients/node && npm ci --no-audit --no-fund && npm test
 
 lint:
 	cd protos && ../$(BIN)/buf lint
 	$(BIN)/ruff check server plugins clients tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/mypy server/modelrouter plugins/modelrouter_* clients/python/modelrouter_client
 
 bench:

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from modelrouter.config import parse_config
-from modelrouter.state import hash_key
+from modelrouter.security import hash_key
 from modelrouter.testing import TEST_CONFIG
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
@@ -82,7 +82,7 @@ async def test_tenants_see_only_their_own_usage_and_decisions(auth_server):
     )
     assert globex_usage.tenant == "globex" and globex_usage.windows[0].spent_usd == 0
     assert globex_usage.windows[0].limit_usd == 2.0
-    record = await server.router.state.decisions.get(executed.decision_id)
+    record = await server.state.decisions.get(executed.decision_id)
     assert record.tenant == "acme"
     # Another tenant cannot even learn that the decision exists.
     with pytest.raises(grpc.aio.AioRpcError) as raised:

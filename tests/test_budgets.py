@@ -15,8 +15,7 @@ import pytest
 from modelrouter import convert
 from modelrouter.config import parse_config
 from modelrouter.errors import BudgetExhausted, ProviderError
-from modelrouter.execution import Executor
-from modelrouter.state.execution_hooks import StateExecutionListener
+from modelrouter.pipeline import Call
 from modelrouter.testing import TEST_CONFIG, FakeProvider
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
@@ -57,8 +56,8 @@ async def test_low_budget_degrades_to_cheaper_model_and_says_so(modelrouter_serv
             "[[budgets.degrade]]\nremaining_below = 0.5\nquality_floor = 0.6\n"
         )
     )
-    spend = await server.router.state.budgets.reserve("default", limit * 0.6)
-    await server.router.state.budgets.settle(spend, limit * 0.6)
+    spend = await server.state.budgets.reserve("default", limit * 0.6)
+    await server.state.budgets.settle(spend, limit * 0.6)
     channel, stub = await _stub(server)
     async with channel:
         degraded = await stub.Route(pb.RouteRequest(messages=user(CODE_PROMPT)))
@@ -73,8 +72,8 @@ async def test_exhausted_budget_is_resource_exhausted_naming_window_and_reset(
     server = await modelrouter_server_factory(
         config=config("[budgets.default]\nhour_usd = 0.001\n")
     )
-    spend = await server.router.state.budgets.reserve("default", 0.001)
-    await server.router.state.budgets.settle(spend, 0.001)
+    spend = await server.state.budgets.reserve("default", 0.001)
+    await server.state.budgets.settle(spend, 0.001)
     channel, stub = await _stub(server)
     async with channel:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -125,7 +124,7 @@ async def test_get_usage_reports_spend_after_execute(modelrouter_server_factory)
     assert hour.spent_usd == pytest.approx(executed.cost_usd) and hour.spent_usd > 0
     assert hour.reserved_usd == 0
     assert hour.remaining_usd == pytest.approx(1.0 - executed.cost_usd)
-    record = await server.router.state.decisions.get(executed.decision_id)
+    record = await server.state.decisions.get(executed.decision_id)
     assert record.kind == "execute" and record.outcome == "ok"
     assert record.actual_cost_usd == pytest.approx(executed.cost_usd)
 
@@ -164,7 +163,7 @@ async def test_200_concurrent_executes_overspend_by_at_most_one_request(
         config=backend_config(f"[budgets.default]\nday_usd = {limit}\n")
     )
     ok, rejected = await _hammer([server.port], 200)
-    usage = {u.window: u for u in await server.router.state.budgets.usage("default")}["day"]
+    usage = {u.window: u for u in await server.state.budgets.usage("default")}["day"]
     print(
         f"{backend_config.backend}: {ok} ok, {rejected} rejected, spent ${usage.spent_usd:.6f} "
         f"of ${limit:.6f} (max cost ${max_cost:.6f})"
@@ -285,7 +284,7 @@ async def test_failover_to_pricier_fallbacks_never_spends_past_one_request(
         if error.code() == grpc.StatusCode.UNAVAILABLE:
             # "large" was left out at Route, or passed over at its reservation.
             assert "tiny: provider_error" in error.details()
-    [day] = await server.router.state.budgets.usage("default")
+    [day] = await server.state.budgets.usage("default")
     assert day.reserved_usd == 0
     assert day.spent_usd <= limit + large_max
     assert day.spent_usd == pytest.approx(sum(r.cost_usd for r in answered))
@@ -307,18 +306,10 @@ async def test_execute_steps_down_to_a_fallback_that_fits_instead_of_refusing(
         response = await stub.Execute(pb.ExecuteRequest(messages=user("hello"), model="large"))
     assert response.model == "tiny"
     assert [call.model for _, call in FakeProvider.history] == ["tiny"]
-    [day] = await server.router.state.budgets.usage("default")
+    [day] = await server.state.budgets.usage("default")
     assert day.spent_usd == pytest.approx(response.cost_usd) and day.reserved_usd == 0
-    record = await server.router.state.decisions.get(response.decision_id)
+    record = await server.state.decisions.get(response.decision_id)
     assert record.outcome == "ok" and record.chosen_model == "tiny"
-
-
-def _executor(server) -> Executor:
-    """An executor over the server's catalog and state, to call between Route and Execute."""
-    router = server.router
-    return Executor(
-        router.catalog, router.config.execution, listeners=[StateExecutionListener(router.state)]
-    )
 
 
 async def test_budget_spent_after_routing_steps_down_at_reservation_time(
@@ -329,20 +320,20 @@ async def test_budget_spent_after_routing_steps_down_at_reservation_time(
         pb.Constraints(willingness_to_pay=0.0),
     )
     server = await modelrouter_server_factory(config=config("[budgets.default]\nday_usd = 1.0\n"))
-    decision = await server.router.route(request)
+    decision = await server.pipeline.route(Call("Route"), request)
     costs = {c.model.name: c.estimated_cost_usd for c in decision.selection.candidates}
     assert decision.selection.selected.model.name == "large" and "small-coder" in costs
     # Concurrent requests take the money between Route and the first call: what is left
     # covers "small-coder" but no longer "large".
-    held = await server.router.state.budgets.reserve(
+    held = await server.state.budgets.reserve(
         "default", 1.0 - (costs["small-coder"] + costs["large"]) / 2
     )
-    summary = await _executor(server).execute(request, decision)
+    summary = await server.pipeline.execute_decision(Call("Execute"), request, decision)
     assert summary.model == "small-coder"
     assert [call.model for _, call in FakeProvider.history] == ["small-coder"]
     assert summary.skipped[0][0] == "large" and "budget" in summary.skipped[0][1]
-    await server.router.state.budgets.release(held)
-    [day] = await server.router.state.budgets.usage("default")
+    await server.state.budgets.release(held)
+    [day] = await server.state.budgets.usage("default")
     assert day.spent_usd == pytest.approx(summary.cost_usd) and day.reserved_usd == 0
 
 
@@ -351,15 +342,15 @@ async def test_execute_is_refused_before_any_call_when_no_model_fits_any_more(
 ):
     request = convert.routing_request(user("hello"), pb.Constraints())
     server = await modelrouter_server_factory(config=config("[budgets.default]\nhour_usd = 1.0\n"))
-    decision = await server.router.route(request)
+    decision = await server.pipeline.route(Call("Route"), request)
     cheapest = min(c.estimated_cost_usd for c in decision.selection.candidates)
-    held = await server.router.state.budgets.reserve("default", 1.0 - cheapest / 2)
+    held = await server.state.budgets.reserve("default", 1.0 - cheapest / 2)
     with pytest.raises(BudgetExhausted) as raised:
-        await _executor(server).execute(request, decision)
+        await server.pipeline.execute_decision(Call("Execute"), request, decision)
     assert raised.value.window == "hour"
     assert FakeProvider.history == []
-    record = await server.router.state.decisions.get(decision.decision_id)
+    record = await server.state.decisions.get(decision.decision_id)
     assert record.outcome == "rejected"
-    await server.router.state.budgets.release(held)
-    [hour] = await server.router.state.budgets.usage("default")
+    await server.state.budgets.release(held)
+    [hour] = await server.state.budgets.usage("default")
     assert hour.spent_usd == 0 and hour.reserved_usd == 0

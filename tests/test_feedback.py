@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from modelrouter.config import parse_config
+from modelrouter.state.adaptive import arm_key
 from modelrouter.testing import TEST_CONFIG
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
@@ -45,14 +46,14 @@ async def test_feedback_score_out_of_range_names_the_field(modelrouter_stub):
     assert [v.field for v in violations] == ["score"]
 
 
-async def test_repeat_from_same_source_is_idempotent_other_sources_count(modelrouter_stub):
+async def test_a_later_feedback_replaces_the_earlier_one_whatever_its_source(modelrouter_stub):
     routed = await _route(modelrouter_stub.stub)
     send = modelrouter_stub.stub.SubmitFeedback
     first = await send(
         pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.9, success=True)
     )
     repeat = await send(
-        pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.2, success=True)
+        pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.9, success=True)
     )
     other = await send(
         pb.SubmitFeedbackRequest(
@@ -60,9 +61,34 @@ async def test_repeat_from_same_source_is_idempotent_other_sources_count(modelro
         )
     )
     assert (first.duplicate, repeat.duplicate, other.duplicate) == (False, True, False)
-    stats = await modelrouter_stub.server.router.state.hot.arm_stats("simple:qa")
-    # Only the two distinct sources taught the adaptive statistics.
-    assert stats["tiny"].count == 2 and stats["tiny"].reward_sum == pytest.approx(1.4)
+    state = modelrouter_stub.server.state
+    stats = await state.hot.arm_stats(arm_key("simple", "qa", "default"))
+    # One decision counts once: the judge's 0.5 replaced the first 0.9.
+    assert stats["tiny"].count == 1 and stats["tiny"].reward_sum == pytest.approx(0.5)
+    [row] = [row async for row in state.decisions.export()]
+    assert [(f.source, f.score) for f in row.feedback] == [("judge", 0.5)]
+
+
+async def test_over_long_source_and_comment_are_invalid_argument_naming_the_field(
+    modelrouter_stub,
+):
+    routed = await _route(modelrouter_stub.stub)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await modelrouter_stub.stub.SubmitFeedback(
+            pb.SubmitFeedbackRequest(
+                decision_id=routed.decision_id, score=0.5, source="s" * 3_000_000
+            )
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = [v.field for v in rpc_error_details(raised.value)["BadRequest"].field_violations]
+    assert "source" in fields
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await modelrouter_stub.stub.SubmitFeedback(
+            pb.SubmitFeedbackRequest(decision_id=routed.decision_id, score=0.5, comment="c" * 5000)
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = [v.field for v in rpc_error_details(raised.value)["BadRequest"].field_violations]
+    assert "comment" in fields
 
 
 async def test_prompts_are_logged_only_when_operator_opts_in(modelrouter_server_factory, tmp_path):
@@ -73,7 +99,7 @@ async def test_prompts_are_logged_only_when_operator_opts_in(modelrouter_server_
     server = await modelrouter_server_factory(config=config)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         routed = await _route(router_pb2_grpc.ModelRouterStub(channel), "hello prompt")
-    record = await server.router.state.decisions.get(routed.decision_id)
+    record = await server.state.decisions.get(routed.decision_id)
     assert record.prompt == "hello prompt"
 
 

@@ -62,7 +62,7 @@ async def test_failures_on_one_server_open_the_circuit_on_the_other(
     text = TEST_CONFIG + EXECUTION + storage_table("redis", tmp_path, prefix)
     first = await modelrouter_server_factory(config=parse_config(text))
     second = await modelrouter_server_factory(config=parse_config(text))
-    assert isinstance(second.router.catalog.breaker, RedisCircuitBreaker)
+    assert isinstance(second.catalog.breaker, RedisCircuitBreaker)
     FakeProvider.enqueue("budget", server_error(), server_error())
     async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
         answer = await router_pb2_grpc.ModelRouterStub(channel).Execute(
@@ -71,7 +71,7 @@ async def test_failures_on_one_server_open_the_circuit_on_the_other(
     # tiny failed twice on the first server (threshold 2): it answered from a fallback.
     assert answer.model != "tiny"
 
-    breaker = second.router.catalog.breaker
+    breaker = second.catalog.breaker
     await _eventually(lambda: breaker.open_reason("tiny") is not None)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as channel:
         stub = router_pb2_grpc.ModelRouterStub(channel)
@@ -90,7 +90,7 @@ async def test_memory_and_sqlite_keep_the_in_process_breaker(
     for backend in ("memory", "sqlite"):
         text = TEST_CONFIG + storage_table(backend, tmp_path, "unused")
         server = await modelrouter_server_factory(config=parse_config(text))
-        assert isinstance(server.router.catalog.breaker, InMemoryCircuitBreaker), backend
+        assert isinstance(server.catalog.breaker, InMemoryCircuitBreaker), backend
 
 
 async def test_replicas_count_failures_together_and_a_success_closes_for_all(

@@ -1,4 +1,5 @@
-"""CLI commands of the state layer: ``export-feedback``, ``hash-key`` and ``serve --workers N``.
+"""CLI commands that work on the configured state directly: ``export-feedback``,
+``hash-key``, and running ``serve --workers N``.
 
 (``usage`` and ``feedback`` are client commands and live with the others in ``cli.py``.)
 
@@ -18,7 +19,7 @@ import signal
 import sys
 from typing import Any, TextIO
 
-from .interfaces import ExportRow
+from .state.interfaces import ExportRow
 
 
 def add_commands(commands: Any) -> None:
@@ -37,7 +38,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _hash(key: str) -> str:
-    from .auth import hash_key
+    from .security import hash_key
 
     return hash_key(key)
 
@@ -57,8 +58,8 @@ def export_line(row: ExportRow) -> dict[str, Any]:
 
 
 async def export_feedback(config_path: str | None, out: TextIO, tenant: str | None = None) -> int:
-    from ..config import load_config
-    from .service import open_state
+    from .config import load_config
+    from .state import open_state
 
     state = await open_state(load_config(config_path))
     count = 0
@@ -113,7 +114,7 @@ def run_workers(
 def _worker(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
     import logging
 
-    from ..server import serve
+    from .server import serve
 
     logging.basicConfig(
         level=log_level.upper(),

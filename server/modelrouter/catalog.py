@@ -34,6 +34,9 @@ class Catalog:
         self.providers: dict[str, Provider] = {}
         #: Provider name -> why its models cannot be used.
         self.provider_problems: dict[str, str] = {}
+        #: Providers whose only problem is an unset API key variable: their models can
+        #: still be chosen by Route (a caller that holds its own keys calls them itself).
+        self.missing_keys: set[str] = set()
         #: Consulted by :meth:`unavailable_reason`: a model cooling down after failures is
         #: skipped by selection and listed as unavailable. Set by the server's executor.
         self.breaker: CircuitBreaker | None = None
@@ -59,6 +62,7 @@ class Catalog:
             if needs_key and not api_key:
                 variable = provider_config.api_key_env or "(no api_key_env configured)"
                 self.provider_problems[name] = f"environment variable {variable} is not set"
+                self.missing_keys.add(name)
                 continue
             settings = ProviderSettings(
                 name=name,
@@ -91,6 +95,20 @@ class Catalog:
         if problem is None and self.breaker is not None:
             problem = self.breaker.open_reason(model.name)
         return problem
+
+    def routing_unavailable_reason(self, model: ModelSpec) -> str | None:
+        """Why Route cannot choose ``model``: like :meth:`unavailable_reason`, except that
+        a missing API key does not stop Route (see :meth:`not_executable_reason`)."""
+        if model.provider in self.missing_keys:
+            return self.cooling_reason(model)
+        return self.unavailable_reason(model)
+
+    def not_executable_reason(self, model: ModelSpec) -> str | None:
+        """Why this server cannot call ``model`` although Route may choose it (its API key
+        variable is unset), or ``None``."""
+        if model.provider in self.missing_keys:
+            return self.provider_problems[model.provider]
+        return None
 
     def resolve(self, name: str) -> tuple[Provider, str]:
         """(provider, upstream model id) of catalog model ``name``, for plugins that call models."""

@@ -45,11 +45,15 @@ class NotFound(RouterError):
 class NoEligibleModel(RouterError):
     """The request's constraints left no model to choose (maps to FAILED_PRECONDITION).
 
-    ``constraint`` names the constraint that removed the last candidates.
+    ``constraint`` names the constraint that removed the last candidates; ``models``
+    says, for the models it removed, why each one fails it (model name, what it lacks).
     """
 
-    def __init__(self, constraint: str, detail: str) -> None:
+    def __init__(
+        self, constraint: str, detail: str, models: Sequence[tuple[str, str]] = ()
+    ) -> None:
         self.constraint = constraint
+        self.models = tuple(models)
         super().__init__(f"no model satisfies {constraint}: {detail}")
 
 
@@ -180,3 +184,22 @@ class ExecutionFailed(RouterError):
 
 class ExecutionDeadlineExceeded(ExecutionFailed):
     """The caller's deadline (or ``execution.request_timeout_s``) ran out (DEADLINE_EXCEEDED)."""
+
+
+#: Errors that are the caller's mistake or choice; every other error is a server fault
+#: (OpenTelemetry marks only those spans as errors). ``modelrouter.status`` gives each its
+#: gRPC code.
+CLIENT_ERRORS: tuple[type[RouterError], ...] = (
+    InvalidRequest,
+    NotFound,
+    NoEligibleModel,
+    ModelUnavailable,
+    BudgetExhausted,
+    Unauthenticated,
+    ConfigError,
+)
+
+
+def is_server_fault(error: BaseException) -> bool:
+    """Whether ``error`` means the server (or an upstream) failed, not the caller."""
+    return not isinstance(error, CLIENT_ERRORS)

@@ -1,19 +1,20 @@
-"""API keys to tenants: ``authorization: Bearer <key>`` metadata, keys stored as SHA-256.
+"""Who may call: API keys to tenants, and the server's TLS credentials.
 
-With auth off every call runs as tenant ``default``. Health and reflection are separate
-services and never pass through here.
+API keys arrive as ``authorization: Bearer <key>`` metadata (gRPC) or header (HTTP) and are
+stored as SHA-256. With auth off every call runs as tenant ``default``. Health and
+reflection are separate services and never ask for a key.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from pathlib import Path
 
 import grpc
 
-from ..config import AuthConfig
-from ..errors import Unauthenticated
+from .config import AuthConfig
+from .errors import ConfigError, Unauthenticated
 
 DEFAULT_TENANT = "default"
 
@@ -47,71 +48,25 @@ class Authenticator:
         return tenant
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects calls to the ``protected`` services that carry no valid API key.
-
-    Other services (health, reflection) pass untouched. The servicer asks the same
-    ``Authenticator`` for the tenant of each call.
-    """
-
-    def __init__(self, authenticator: Authenticator, protected: Iterable[str]) -> None:
-        self.authenticator = authenticator
-        self.prefixes = tuple(f"/{service}/" for service in protected)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method  # type: ignore[attr-defined]
-        if (
-            handler is None
-            or not self.authenticator.enabled
-            or not method.startswith(self.prefixes)
-        ):
-            return handler
-        try:
-            self.authenticator.tenant_for(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
-        except Unauthenticated as error:
-            return _rejecting(handler, error)
-        return handler
-
-
-def _rejecting(handler: grpc.RpcMethodHandler, error: Unauthenticated) -> grpc.RpcMethodHandler:
-    from grpc_status import rpc_status
-
-    from ..status import to_status
-
-    status = rpc_status.to_status(to_status(error))
-
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort_with_status(status)
-
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await context.abort_with_status(status)
-        yield  # pragma: no cover - makes this an async generator
-
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(stream, **serializers)
-    return grpc.unary_unary_rpc_method_handler(unary, **serializers)
-
-
 def server_credentials(config: AuthConfig) -> grpc.ServerCredentials | None:
     """TLS credentials from ``[auth] tls_*`` files; ``None`` for plaintext.
 
     With ``tls_client_ca_file`` the server requires client certificates signed by it
     (mutual TLS).
     """
-    if config.tls_cert_file is None or config.tls_key_file is None:
+    cert, key, client_ca = config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file
+    if cert is None and key is None:
+        if client_ca is not None:
+            # Serving plaintext while the operator asked for client certificates would
+            # silently drop the protection they configured.
+            raise ConfigError(
+                "auth.tls_client_ca_file: needs auth.tls_cert_file and auth.tls_key_file "
+                "(mutual TLS cannot run without a server certificate)"
+            )
         return None
-    from pathlib import Path
-
-    from ..errors import ConfigError
+    if cert is None or key is None:
+        missing = "auth.tls_cert_file" if cert is None else "auth.tls_key_file"
+        raise ConfigError(f"{missing}: required when the other TLS file is set")
 
     def read(key: str, path: str) -> bytes:
         try:
@@ -119,8 +74,7 @@ def server_credentials(config: AuthConfig) -> grpc.ServerCredentials | None:
         except OSError as error:
             raise ConfigError(f"auth.{key}: cannot read {path!r}: {error.strerror}") from None
 
-    pair = (read("tls_key_file", config.tls_key_file), read("tls_cert_file", config.tls_cert_file))
-    client_ca = config.tls_client_ca_file
+    pair = (read("tls_key_file", key), read("tls_cert_file", cert))
     return grpc.ssl_server_credentials(
         [pair],
         root_certificates=read("tls_client_ca_file", client_ca) if client_ca else None,

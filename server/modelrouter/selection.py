@@ -10,34 +10,13 @@ constraint to relax. The survivors are ordered by estimated cost of this request
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from .config import ModelSpec, RoutingConfig
+from .decision import Candidate, Selection
 from .errors import NoEligibleModel
 from .tokens import estimate_prompt_tokens
 from .types import Classification, RoutingRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    model: ModelSpec
-    estimated_cost_usd: float
-    estimated_latency_ms: float
-    quality: float
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    selected: Candidate
-    fallbacks: tuple[Candidate, ...]
-    reason: str
-    input_tokens: int
-    max_output_tokens: int
-
-    @property
-    def candidates(self) -> tuple[Candidate, ...]:
-        return (self.selected, *self.fallbacks)
 
 
 # A tuple, not a frozen dataclass: a dozen are built per request, and a frozen
@@ -48,6 +27,11 @@ class _Rule(NamedTuple):
     keep: Callable[[Candidate], bool]
     #: What the rule demanded, for the error message; formatted only when it is needed.
     demand: Callable[[], str]
+    #: A preference of the router's own (tier floors, task capabilities): with
+    #: ``[routing] floor = "soft"`` it gives way when it alone would leave no model.
+    soft: bool = False
+    #: Why one model fails the rule, listed per model when the rule leaves none.
+    why: Callable[[Candidate], str] | None = None
 
 
 def select(
@@ -60,8 +44,10 @@ def select(
 ) -> Selection:
     """Order the models that may answer ``request``; the reason names the rule that decided.
 
-    ``cooling_reason`` says which unavailable models are out only for now (an open
-    circuit); the reason lists them so that a caller sees why a usual choice was skipped.
+    ``unavailable_reason`` says why a model cannot serve now (Route passes one that
+    forgives a missing API key, Execute one that does not). ``cooling_reason`` says which
+    unavailable models are out only for now (an open circuit); the reason lists them so
+    that a caller sees why a usual choice was skipped.
     """
     constraints = request.constraints
     input_tokens = estimate_prompt_tokens(request.messages)
@@ -81,6 +67,10 @@ def select(
     complexity_floor = routing.min_quality.get(complexity, 0.0)
     task_capabilities = routing.task_capabilities.get(classification.task_type, frozenset())
     caller_capabilities = frozenset(constraints.required_capabilities)
+    # What the request itself needs (tools, images, a response format) is never given up:
+    # dropping a tool or an image to fit a cheaper model would change the answer.
+    needed_capabilities = request.needed_capabilities()
+    soft = routing.floor == "soft"
     # A rule that keeps every model (an empty caller list, a task type that needs no
     # capability) can neither empty the list nor change the count left before a later rule,
     # so it is left out: the rules run once per model and request.
@@ -101,27 +91,21 @@ def select(
                 lambda: f"providers in {sorted(constraints.allowed_providers)}",
             )
         )
-    rules += (
+    rules.append(
         _Rule(
             "availability",
             lambda c: unavailable_reason(c.model) is None,
             lambda: "a model that is available now (see ListModels for why others are not)",
-        ),
-        _Rule(
-            "complexity",
-            lambda c: c.model.max_complexity >= complexity,
-            lambda: f"a model trusted with {complexity.name} requests",
-        ),
+            why=lambda c: unavailable_reason(c.model) or "",
+        )
     )
-    if task_capabilities:
+    if needed_capabilities:
         rules.append(
             _Rule(
-                "task_type",
-                lambda c: task_capabilities <= c.model.capabilities,
-                lambda: (
-                    f"capabilities {sorted(task_capabilities)} "
-                    f"for {classification.task_type.name} tasks"
-                ),
+                "request.capabilities",
+                lambda c: needed_capabilities <= c.model.capabilities,
+                lambda: f"the capabilities the request needs {sorted(needed_capabilities)}",
+                why=lambda c: f"lacks {sorted(needed_capabilities - c.model.capabilities)}",
             )
         )
     if caller_capabilities:
@@ -130,9 +114,10 @@ def select(
                 "constraints.required_capabilities",
                 lambda c: caller_capabilities <= c.model.capabilities,
                 lambda: f"capabilities {sorted(caller_capabilities)}",
+                why=lambda c: f"lacks {sorted(caller_capabilities - c.model.capabilities)}",
             )
         )
-    rules += (
+    rules.append(
         _Rule(
             "context_window",
             lambda c: input_tokens + output_tokens <= c.model.context_window_tokens,
@@ -140,12 +125,8 @@ def select(
                 f"a context window of at least {input_tokens + output_tokens} tokens "
                 f"({input_tokens} estimated prompt + {output_tokens} output)"
             ),
-        ),
-        _Rule(
-            "complexity",
-            lambda c: c.quality >= complexity_floor,
-            lambda: f"quality >= {complexity_floor:.2f} for {complexity.name} requests",
-        ),
+            why=lambda c: f"holds {c.model.context_window_tokens} tokens",
+        )
     )
     if constraints.min_quality is not None:
         rules.append(
@@ -171,8 +152,98 @@ def select(
                 lambda: f"estimated cost <= ${constraints.max_cost_usd:g}",
             )
         )
-    # A candidate survives when it passes every rule; when none does, the rule that emptied
-    # the list is the latest first failure among them (the earlier rules left someone).
+    # The router's own preferences for the tier come last: with a soft floor they give
+    # way only once every hard rule (the caller's, the request's) has had its say.
+    rules.append(
+        _Rule(
+            "complexity",
+            lambda c: c.model.max_complexity >= complexity,
+            lambda: f"a model trusted with {complexity.name} requests",
+            soft=soft,
+        )
+    )
+    if task_capabilities:
+        rules.append(
+            _Rule(
+                "task_type",
+                lambda c: task_capabilities <= c.model.capabilities,
+                lambda: (
+                    f"capabilities {sorted(task_capabilities)} "
+                    f"for {classification.task_type.name} tasks"
+                ),
+                soft=soft,
+            )
+        )
+    rules.append(
+        _Rule(
+            "complexity",
+            lambda c: c.quality >= complexity_floor,
+            lambda: f"quality >= {complexity_floor:.2f} for {complexity.name} requests",
+            soft=soft,
+        )
+    )
+    cooling = [
+        f"{c.model.name} ({reason})" for c in candidates if (reason := cooling_reason(c.model))
+    ]
+    survivors, emptied_by = _filter(candidates, rules)
+    below_floor = None
+    if not survivors and rules[emptied_by].soft:
+        # No model meets the router's own floor for this tier: the best model that meets
+        # every hard rule answers, and the reason says so.
+        below_floor = rules[emptied_by]
+        survivors, emptied_by = _filter(candidates, [r for r in rules if not r.soft])
+        rules = [r for r in rules if not r.soft]
+    if not survivors:
+        _no_eligible_model(candidates, rules, emptied_by)
+
+    floor = max(complexity_floor, constraints.min_quality or 0.0)
+    wtp = constraints.willingness_to_pay
+    if below_floor is not None:
+        survivors.sort(key=lambda c: (-c.quality, c.estimated_cost_usd, c.model.name))
+        best = survivors[0]
+        reason = (
+            f"best available of {len(survivors)} models meeting the request's own constraints, "
+            f"below the tier's floor: no model has {below_floor.demand()} "
+            f"({classification.complexity.name} {classification.task_type.name} "
+            f"by {classification.classifier}); quality {best.quality:.2f}, "
+            f"estimated ${best.estimated_cost_usd:.6f}"
+        )
+    elif wtp is not None:
+        survivors.sort(
+            key=lambda c: (
+                -(c.quality - wtp * c.estimated_cost_usd),
+                c.estimated_cost_usd,
+                c.model.name,
+            )
+        )
+        best = survivors[0]
+        reason = (
+            f"best quality minus {wtp:g} x cost among {len(survivors)} eligible models "
+            f"(quality {best.quality:.2f}, estimated ${best.estimated_cost_usd:.6f})"
+        )
+    else:
+        # Ties on cost go to the better model, then to the name, so the order is stable.
+        survivors.sort(key=lambda c: (c.estimated_cost_usd, -c.quality, c.model.name))
+        best = survivors[0]
+        reason = (
+            f"cheapest of {len(survivors)} eligible models with quality >= {floor:.2f} "
+            f"({classification.complexity.name} {classification.task_type.name} "
+            f"by {classification.classifier}); estimated ${best.estimated_cost_usd:.6f}"
+        )
+    if cooling:
+        reason += f"; skipped while cooling down: {', '.join(cooling)}"
+    return Selection(
+        selected=survivors[0],
+        fallbacks=tuple(survivors[1:]),
+        reason=reason,
+        input_tokens=input_tokens,
+        max_output_tokens=output_tokens,
+    )
+
+
+def _filter(candidates: Sequence[Candidate], rules: Sequence[_Rule]) -> tuple[list[Candidate], int]:
+    """The candidates passing every rule, and the index of the rule that emptied the list
+    when none does: the latest first failure among them (earlier rules left someone)."""
     survivors: list[Candidate] = []
     latest_failure = -1
     for candidate in candidates:
@@ -182,47 +253,17 @@ def select(
                 break
         else:
             survivors.append(candidate)
-    if not survivors:
-        rule = rules[latest_failure]
-        left = sum(all(earlier.keep(c) for earlier in rules[:latest_failure]) for c in candidates)
-        raise NoEligibleModel(
-            rule.constraint, f"{left} candidate(s) left before it, none with {rule.demand()}"
-        )
-    cooling = [
-        f"{c.model.name} ({reason})" for c in candidates if (reason := cooling_reason(c.model))
-    ]
-    candidates = survivors
+    return survivors, latest_failure
 
-    floor = max(complexity_floor, constraints.min_quality or 0.0)
-    wtp = constraints.willingness_to_pay
-    if wtp is not None:
-        candidates.sort(
-            key=lambda c: (
-                -(c.quality - wtp * c.estimated_cost_usd),
-                c.estimated_cost_usd,
-                c.model.name,
-            )
-        )
-        best = candidates[0]
-        reason = (
-            f"best quality minus {wtp:g} x cost among {len(candidates)} eligible models "
-            f"(quality {best.quality:.2f}, estimated ${best.estimated_cost_usd:.6f})"
-        )
-    else:
-        # Ties on cost go to the better model, then to the name, so the order is stable.
-        candidates.sort(key=lambda c: (c.estimated_cost_usd, -c.quality, c.model.name))
-        best = candidates[0]
-        reason = (
-            f"cheapest of {len(candidates)} eligible models with quality >= {floor:.2f} "
-            f"({classification.complexity.name} {classification.task_type.name} "
-            f"by {classification.classifier}); estimated ${best.estimated_cost_usd:.6f}"
-        )
-    if cooling:
-        reason += f"; skipped while cooling down: {', '.join(cooling)}"
-    return Selection(
-        selected=candidates[0],
-        fallbacks=tuple(candidates[1:]),
-        reason=reason,
-        input_tokens=input_tokens,
-        max_output_tokens=output_tokens,
+
+def _no_eligible_model(
+    candidates: Sequence[Candidate], rules: Sequence[_Rule], emptied_by: int
+) -> NoReturn:
+    rule = rules[emptied_by]
+    left = [c for c in candidates if all(earlier.keep(c) for earlier in rules[:emptied_by])]
+    why = rule.why
+    raise NoEligibleModel(
+        rule.constraint,
+        f"{len(left)} candidate(s) left before it, none with {rule.demand()}",
+        [(c.model.name, why(c)) for c in left] if why is not None else (),
     )

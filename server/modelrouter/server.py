@@ -24,15 +24,19 @@ from .base import PluginContext
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import ConfigError
-from .execution import Executor
-from .plugins import load_plugins
-from .router import Router
+from .execution import InMemoryCircuitBreaker
+from .pipeline import Pipeline
+from .pipeline.classify import Classify
+from .pipeline.execute import Executor
+from .pipeline.record import Record
+from .pipeline.select import Select
+from .plugins import PluginRegistry, load_plugins
+from .security import Authenticator, server_credentials
 from .servicer import ModelRouterServicer
-from .state import open_state
-from .state.auth import AuthInterceptor, server_credentials
-from .state.execution_hooks import StateExecutionListener
+from .state import StateServices, open_state
 from .telemetry import Providers, Telemetry, build_providers
-from .telemetry.execution import TelemetryListener
+from .telemetry.attempts import AttemptTelemetry
+from .telemetry.rpc import RpcTelemetry
 from .v1 import router_pb2, router_pb2_grpc
 
 if TYPE_CHECKING:
@@ -47,26 +51,30 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost", "[::1]")
 
 @dataclass
 class ModelRouterServer:
-    """A started server and the router behind it."""
+    """A started server and the services behind it (built once, by ``create_server``)."""
 
     grpc_server: grpc.aio.Server
     port: int
-    router: Router
+    config: Config
+    registry: PluginRegistry
+    catalog: Catalog
+    state: StateServices
+    telemetry: Telemetry
+    pipeline: Pipeline
     health: health.aio.HealthServicer
-    grace_period_s: float
     #: Exporters the server built from its config (flushed and closed by ``stop``).
     telemetry_providers: Providers | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then release providers."""
         await self.health.enter_graceful_shutdown()
-        await self.grpc_server.stop(self.grace_period_s if grace is None else grace)
-        await self.router.catalog.aclose()
+        grace_period = self.config.server.grace_period_s if grace is None else grace
+        await self.grpc_server.stop(grace_period)
+        await self.catalog.aclose()
         if self.telemetry_providers is not None:
             # Flushing exports blocks on the network: keep the event loop free meanwhile.
             await asyncio.to_thread(self.telemetry_providers.shutdown)
-        if self.router.state is not None:
-            await self.router.state.aclose()
+        await self.state.aclose()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -83,13 +91,21 @@ async def create_server(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> ModelRouterServer:
-    """Load plugins, build the catalog, and start serving on ``host:port``.
+    """Build every service once, wire the pipeline, and start serving on ``host:port``.
 
     ``port=0`` picks a free port (read it from the result). ``plugins`` adds plugin
     objects on top of the installed entry points; ``environ`` replaces ``os.environ`` for
     reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and ``meter_provider``
     replace the exporters ``[telemetry]`` would build (tests pass in-memory ones).
     """
+    environ = os.environ if environ is None else environ
+    host = host or config.server.host
+    authenticator = Authenticator(config.state.auth)
+    credentials = server_credentials(config.state.auth)
+    if not authenticator.enabled and host not in _LOOPBACK:
+        log.warning("auth is disabled on a non-loopback address: every caller is tenant 'default'")
+
+    # Plugins and the catalog.
     context = PluginContext(config.classifiers)
     registry = load_plugins(plugins, strict=config.server.strict_plugins, context=context)
     if config.routing.default_classifier not in registry.classifiers:
@@ -106,14 +122,41 @@ async def create_server(
                 f"({', '.join(catalog.models)}), got {model!r}"
             )
     context.bind(catalog.resolve)
+
+    # State and telemetry.
     state = await open_state(config)
-    built = build_providers(config.telemetry, os.environ if environ is None else environ)
+    built = build_providers(config.telemetry, environ)
     telemetry = Telemetry(
         tracer_provider or built.tracer_provider,
         meter_provider or built.meter_provider,
         capture_content=built.settings.capture_content,
     )
-    router = Router(config, registry, catalog, state, telemetry=telemetry)
+    execution = config.execution
+    # Shared by every replica when [storage] hot = "redis"; else kept in this process.
+    breaker = await state.circuit_breaker(execution) or InMemoryCircuitBreaker(
+        execution.circuit_failure_threshold, execution.circuit_cooldown_s
+    )
+    # Selection and ListModels see the breaker too: a cooling model is skipped and listed
+    # as unavailable with the reason.
+    catalog.breaker = breaker
+
+    # The pipeline, stage by stage.
+    pipeline = Pipeline(
+        classifiers=registry.classifiers,
+        models=catalog.models,
+        providers=config.providers,
+        classify=Classify(registry.classifiers, config.routing.default_classifier, telemetry),
+        select=Select(catalog, config.routing, state),
+        executor=Executor(catalog, execution, breaker),
+        budgets=state.budgets,
+        record=Record(
+            telemetry,
+            AttemptTelemetry(telemetry, catalog),
+            state.decisions,
+            log_prompts=config.state.storage.log_prompts,
+        ),
+        telemetry=telemetry,
+    )
 
     limit = config.server.max_message_bytes
     server = grpc.aio.server(
@@ -123,51 +166,51 @@ async def create_server(
             # Lets `serve --workers N` bind N processes to one port (Linux, macOS).
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
-        # Telemetry first, so that calls the auth interceptor rejects are traced too.
-        interceptors=[
-            telemetry.interceptor(SERVICE_NAME),
-            AuthInterceptor(state.auth, [SERVICE_NAME]),
-        ],
     )
-    executor = Executor(
-        catalog,
-        config.execution,
-        # Shared by every replica when [storage] hot = "redis"; else kept in this process.
-        breaker=await state.circuit_breaker(config.execution),
-        listeners=[StateExecutionListener(state)],
+    servicer = ModelRouterServicer(
+        config=config,
+        pipeline=pipeline,
+        catalog=catalog,
+        registry=registry,
+        state=state,
+        stats=telemetry.stats,
+        authenticator=authenticator,
+        rpc=RpcTelemetry(telemetry, SERVICE_NAME),
     )
-    # Selection and ListModels see the breaker too: a cooling model is skipped and listed
-    # as unavailable with the reason.
-    catalog.breaker = executor.breaker
-    executor.listeners.append(TelemetryListener(telemetry, catalog, executor.breaker))
-    router_pb2_grpc.add_ModelRouterServicer_to_server(ModelRouterServicer(router, executor), server)
+    router_pb2_grpc.add_ModelRouterServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = f"{host or config.server.host}:{config.server.port if port is None else port}"
-    credentials = server_credentials(config.state.auth)
+    address = f"{host}:{config.server.port if port is None else port}"
     if credentials is None:
         bound_port = server.add_insecure_port(address)
     else:
         bound_port = server.add_secure_port(address, credentials)
-    if not state.auth.enabled and (host or config.server.host) not in _LOOPBACK:
-        log.warning("auth is disabled on a non-loopback address: every caller is tenant 'default'")
     await server.start()
     # Ready only now: plugins are loaded, providers checked and the port is bound.
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "modelrouter serving on %s:%d (%d models, %d available; classifiers: %s)",
-        host or config.server.host,
+        host,
         bound_port,
         len(catalog.models),
         sum(catalog.unavailable_reason(m) is None for m in catalog.models.values()),
         ", ".join(sorted(registry.classifiers)),
     )
     return ModelRouterServer(
-        server, bound_port, router, health_servicer, config.server.grace_period_s, built
+        grpc_server=server,
+        port=bound_port,
+        config=config,
+        registry=registry,
+        catalog=catalog,
+        state=state,
+        telemetry=telemetry,
+        pipeline=pipeline,
+        health=health_servicer,
+        telemetry_providers=built,
     )
 
 

@@ -1,103 +1,161 @@
-"""The gRPC servicer: validate, call the router, translate. Nothing else lives here."""
+"""The gRPC servicer: validate, call the pipeline, translate. Nothing else lives here.
+
+Every ModelRouter method goes through :func:`_rpc`, applied once when the class is built:
+it opens the call's SERVER span, authenticates the caller, turns domain errors into
+statuses (:mod:`.status`) and counts the call. Health and reflection are other services
+and pass through none of it.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
-from . import convert
-from .errors import InvalidRequest, NotFound
-from .execution import Executor, decide
-from .router import Router
-from .state.auth import DEFAULT_TENANT
-from .status import maps_errors
-from .telemetry.tracing import current_scope
+from . import convert, limits
+from .catalog import Catalog
+from .config import Config
+from .decision import Candidate
+from .errors import InvalidRequest
+from .pipeline import Call, Pipeline
+from .plugins import PluginRegistry
+from .security import DEFAULT_TENANT, Authenticator
+from .state import StateServices
+from .status import abort, grpc_code
+from .telemetry.rpc import RpcTelemetry
+from .telemetry.stats import Stats
 from .v1 import router_pb2 as pb
 from .v1 import router_pb2_grpc
 
+Handler = Callable[..., Any]
+
+
+def _rpc(method: Handler) -> Handler:
+    """Turn ``method(self, request, call)`` into a gRPC handler ``(self, request, context)``."""
+    name = method.__name__
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def streaming(
+            self: ModelRouterServicer, request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            metadata = context.invocation_metadata()
+            server_call = self.rpc.start(name, metadata)
+            tenant, code = DEFAULT_TENANT, grpc.StatusCode.OK
+            try:
+                tenant = self.authenticator.tenant_for(metadata)
+                call = Call(name, tenant, server_call.span, context.time_remaining())
+                async for item in method(self, request, call):
+                    yield item
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as error:
+                code = grpc_code(error)
+                await abort(context, error)
+            finally:
+                server_call.end(code, tenant)
+
+        return streaming
+
+    @functools.wraps(method)
+    async def unary(
+        self: ModelRouterServicer, request: Any, context: grpc.aio.ServicerContext
+    ) -> Any:
+        metadata = context.invocation_metadata()
+        server_call = self.rpc.start(name, metadata)
+        tenant, code = DEFAULT_TENANT, grpc.StatusCode.OK
+        try:
+            tenant = self.authenticator.tenant_for(metadata)
+            call = Call(name, tenant, server_call.span, context.time_remaining())
+            return await method(self, request, call)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            code = grpc_code(error)
+            await abort(context, error)
+        finally:
+            server_call.end(code, tenant)
+
+    return unary
+
 
 class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
-    def __init__(self, router: Router, executor: Executor | None = None) -> None:
-        self.router = router
-        self.executor = executor or Executor(router.catalog, router.config.execution)
+    def __init__(
+        self,
+        *,
+        config: Config,
+        pipeline: Pipeline,
+        catalog: Catalog,
+        registry: PluginRegistry,
+        state: StateServices,
+        stats: Stats,
+        authenticator: Authenticator,
+        rpc: RpcTelemetry,
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.catalog = catalog
+        self.registry = registry
+        self.state = state
+        self.stats = stats
+        self.authenticator = authenticator
+        self.rpc = rpc
 
-    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        """The calling tenant (``default`` when auth is off); ``Unauthenticated`` on a bad key."""
-        state = self.router.state
-        if state is None or not state.auth.enabled:
-            # Every call is tenant "default", which is also what the call's scope starts with.
-            return DEFAULT_TENANT
-        tenant = state.auth.tenant_for(context.invocation_metadata())
-        if (scope := current_scope()) is not None:
-            scope.tenant = tenant
-        return tenant
+    def _request(self, request: convert.RequestProto, call: Call) -> Any:
+        """The domain request, after the size limits (checked before anything is built)."""
+        limits.check_request(request, self.config.limits)
+        return convert.request_from_proto(
+            request, tenant=call.tenant, max_image_bytes=self.config.limits.max_image_bytes
+        )
 
-    @maps_errors
-    async def Classify(
-        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ClassifyResponse:
-        routing_request = convert.routing_request(request.messages, request.constraints)
-        classification = await self.router.classify(routing_request)
+    @_rpc
+    async def Classify(self, request: pb.ClassifyRequest, call: Call) -> pb.ClassifyResponse:
+        classification = await self.pipeline.classify(call, self._request(request, call))
         return convert.classification_message(classification)
 
-    @maps_errors
-    async def Route(
-        self, request: pb.RouteRequest, context: grpc.aio.ServicerContext
-    ) -> pb.RouteResponse:
-        routing_request = convert.routing_request(
-            request.messages, request.constraints, tenant=self._tenant(context)
-        )
-        decision = await self.router.route(routing_request)
+    @_rpc
+    async def Route(self, request: pb.RouteRequest, call: Call) -> pb.RouteResponse:
+        decision = await self.pipeline.route(call, self._request(request, call))
         selection = decision.selection
+
+        def candidate(c: Candidate) -> pb.Candidate:
+            return convert.candidate_message(c, self.catalog.not_executable_reason(c.model) or "")
+
         return pb.RouteResponse(
             decision_id=decision.decision_id,
             classification=convert.classification_message(decision.classification),
-            selected=convert.candidate_message(selection.selected),
-            fallbacks=[convert.candidate_message(c) for c in selection.fallbacks],
+            selected=candidate(selection.selected),
+            fallbacks=[candidate(c) for c in selection.fallbacks],
             reason=selection.reason,
             estimated_input_tokens=selection.input_tokens,
         )
 
-    @maps_errors
-    async def Execute(
-        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ExecuteResponse:
-        routing_request = convert.routing_request(
-            request.messages, request.constraints, model=request.model, tenant=self._tenant(context)
-        )
-        temperature = convert.temperature(request)
-        decision = await decide(self.router, routing_request)
-        summary = await self.executor.execute(
-            routing_request, decision, timeout_s=context.time_remaining(), temperature=temperature
+    @_rpc
+    async def Execute(self, request: pb.ExecuteRequest, call: Call) -> pb.ExecuteResponse:
+        summary = await self.pipeline.execute(
+            call, self._request(request, call), temperature=convert.temperature(request)
         )
         return convert.execute_response(summary)
 
-    @maps_errors
+    @_rpc
     async def ExecuteStream(
-        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ExecuteRequest, call: Call
     ) -> AsyncIterator[pb.ExecuteStreamResponse]:
-        routing_request = convert.routing_request(
-            request.messages, request.constraints, model=request.model, tenant=self._tenant(context)
+        events = self.pipeline.stream(
+            call, self._request(request, call), temperature=convert.temperature(request)
         )
-        temperature = convert.temperature(request)
-        decision = await decide(self.router, routing_request)
-        events = self.executor.stream(
-            routing_request, decision, timeout_s=context.time_remaining(), temperature=temperature
-        )
-        async with contextlib.aclosing(events):
-            async for event in events:
-                if isinstance(event, str):
-                    yield pb.ExecuteStreamResponse(delta=event)
-                else:
-                    yield pb.ExecuteStreamResponse(summary=convert.execute_response(event))
+        async for event in events:
+            yield convert.stream_message(event)
 
-    @maps_errors
-    async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListModelsResponse:
-        catalog = self.router.catalog
+    @_rpc
+    async def ListModels(self, request: pb.ListModelsRequest, call: Call) -> pb.ListModelsResponse:
+        catalog = self.catalog
         return pb.ListModelsResponse(
             models=[
                 convert.model_message(m, catalog.unavailable_reason(m))
@@ -105,39 +163,35 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
             ]
         )
 
-    @maps_errors
-    async def GetModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetModelResponse:
+    @_rpc
+    async def GetModel(self, request: pb.GetModelRequest, call: Call) -> pb.GetModelResponse:
         if not request.name:
             raise InvalidRequest.single(
-                "name", f"required; valid: {', '.join(self.router.catalog.models)}"
+                "name", f"required; valid: {', '.join(self.catalog.models)}"
             )
-        model = self.router.catalog.get(request.name)
+        model = self.catalog.get(request.name)
         return pb.GetModelResponse(
-            model=convert.model_message(model, self.router.catalog.unavailable_reason(model))
+            model=convert.model_message(model, self.catalog.unavailable_reason(model))
         )
 
-    @maps_errors
+    @_rpc
     async def ListPlugins(
-        self, request: pb.ListPluginsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListPluginsRequest, call: Call
     ) -> pb.ListPluginsResponse:
-        registry = self.router.registry
+        registry = self.registry
         return pb.ListPluginsResponse(
             plugins=[convert.plugin_message(p) for p in registry.plugins],
             classifiers=sorted(registry.classifiers),
-            default_classifier=self.router.default_classifier,
+            default_classifier=self.config.routing.default_classifier,
         )
 
-    @maps_errors
+    @_rpc
     async def SubmitFeedback(
-        self, request: pb.SubmitFeedbackRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SubmitFeedbackRequest, call: Call
     ) -> pb.SubmitFeedbackResponse:
-        tenant = self._tenant(context)
-        if self.router.state is None:
-            raise NotFound("decision", request.decision_id)
-        created = await self.router.state.feedback.submit(
-            tenant,
+        limits.check_request(request, self.config.limits)
+        created = await self.state.feedback.submit(
+            call.tenant,
             request.decision_id,
             request.score,
             request.success,
@@ -146,21 +200,13 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
         )
         return pb.SubmitFeedbackResponse(decision_id=request.decision_id, duplicate=not created)
 
-    @maps_errors
-    async def GetUsage(
-        self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetUsageResponse:
-        tenant = self._tenant(context)
-        usage = await self.router.state.budgets.usage(tenant) if self.router.state else []
-        return convert.usage_message(tenant, usage)
+    @_rpc
+    async def GetUsage(self, request: pb.GetUsageRequest, call: Call) -> pb.GetUsageResponse:
+        usage = await self.state.budgets.usage(call.tenant)
+        return convert.usage_message(call.tenant, usage)
 
-    @maps_errors
-    async def GetStats(
-        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetStatsResponse:
-        stats = self.router.telemetry.stats
+    @_rpc
+    async def GetStats(self, request: pb.GetStatsRequest, call: Call) -> pb.GetStatsResponse:
         # With auth on a tenant sees its own traffic only; with it off there is one tenant.
-        state = self.router.state
-        if state is not None and state.auth.enabled:
-            stats = stats.for_tenant(self._tenant(context))
+        stats = self.stats.for_tenant(call.tenant) if self.authenticator.enabled else self.stats
         return convert.stats_message(stats.snapshot())

@@ -7,11 +7,7 @@ message, never a stack trace.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -19,6 +15,7 @@ from google.protobuf.message import Message as ProtoMessage
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from . import convert
 from .errors import (
     BudgetExhausted,
     ConfigError,
@@ -55,13 +52,20 @@ def to_status(error: Exception) -> status_pb2.Status:
         )
         return _status(code_pb2.NOT_FOUND, str(error), f"{error.kind.upper()}_NOT_FOUND", info)
     if isinstance(error, NoEligibleModel):
-        failure = error_details_pb2.PreconditionFailure(
-            violations=[
-                error_details_pb2.PreconditionFailure.Violation(
-                    type="NO_ELIGIBLE_MODEL", subject=error.constraint, description=str(error)
-                )
-            ]
-        )
+        # One violation per model the emptying rule removed, naming what that model lacks,
+        # so a caller sees at once which model would need what.
+        violations = [
+            error_details_pb2.PreconditionFailure.Violation(
+                type="NO_ELIGIBLE_MODEL", subject=error.constraint, description=str(error)
+            )
+        ]
+        violations += [
+            error_details_pb2.PreconditionFailure.Violation(
+                type="MODEL_EXCLUDED", subject=f"model:{model}", description=why
+            )
+            for model, why in error.models
+        ]
+        failure = error_details_pb2.PreconditionFailure(violations=violations)
         return _status(
             code_pb2.FAILED_PRECONDITION,
             str(error),
@@ -109,8 +113,6 @@ def to_status(error: Exception) -> status_pb2.Status:
 def _execution_failed(error: ExecutionFailed) -> status_pb2.Status:
     """UNAVAILABLE (DEADLINE_EXCEEDED when time ran out) with a modelrouter.v1.ExecuteFailure
     listing every attempt, and a RetryInfo when an upstream asked callers to wait."""
-    from . import convert  # imported here: convert pulls in the execution package
-
     failure = convert.execute_failure(error.summary)  # type: ignore[arg-type]
     details: list[ProtoMessage] = [failure]
     if error.retry_after_s is not None:
@@ -154,34 +156,9 @@ async def abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     await context.abort_with_status(rpc_status.to_status(to_status(error)))
 
 
-def maps_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a servicer method (unary or server-streaming) so that errors become statuses."""
-    if inspect.isasyncgenfunction(method):
-
-        @functools.wraps(method)
-        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                async for item in method(self, request, context):
-                    yield item
-            except Exception as error:
-                if _already_aborted(error):
-                    raise
-                await abort(context, error)
-
-        return stream_wrapper
-
-    @functools.wraps(method)
-    async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await method(self, request, context)
-        except Exception as error:
-            if _already_aborted(error):
-                raise
-            await abort(context, error)
-
-    return unary_wrapper
+def grpc_code(error: Exception) -> grpc.StatusCode:
+    """The status code ``error`` maps to."""
+    return _CODES.get(to_status(error).code, grpc.StatusCode.UNKNOWN)
 
 
-def _already_aborted(error: Exception) -> bool:
-    # context.abort() raises this to unwind; it must pass through untouched.
-    return isinstance(error, grpc.aio.AbortError)
+_CODES = {code.value[0]: code for code in grpc.StatusCode}

@@ -2,13 +2,15 @@
 
 ``Telemetry`` is built from injected tracer and meter providers; ``build_providers``
 makes providers with exporters from ``[telemetry]`` and the ``OTEL_*`` variables.
+``rpc`` opens the SERVER span of a call, ``describe`` says what a decision looks like on a
+span, ``attempts`` writes the provider calls' spans and metrics.
 """
 
 from __future__ import annotations
 
 from .setup import Providers, ResolvedTelemetry, build_providers, resolve
 from .stats import Stats, StatsSnapshot
-from .tracing import Telemetry, TelemetryInterceptor, current_scope
+from .service import Telemetry
 
 __all__ = [
     "Providers",
@@ -16,8 +18,6 @@ __all__ = [
     "Stats",
     "StatsSnapshot",
     "Telemetry",
-    "TelemetryInterceptor",
     "build_providers",
-    "current_scope",
     "resolve",
 ]

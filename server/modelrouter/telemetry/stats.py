@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..selection import Candidate, Selection
+from ..decision import Candidate, Selection
 
 #: The calls that handle a request; catalog and admin calls are not counted.
 REQUEST_METHODS = ("Classify", "Route", "Execute", "ExecuteStream")

@@ -1,0 +1,140 @@
+"""One request, top to bottom: validate -> classify -> select -> execute -> record.
+
+This file is the whole path of a request; each stage is a module of its own with one
+job, built once by ``create_server`` and handed what it needs:
+
+1. :mod:`.validate`: names that match nothing are refused before any work is done.
+2. :mod:`.classify`: complexity and task type, exactly once per request.
+3. :mod:`.select`: the chosen model and its ordered fallbacks, steered by budget and
+   feedback; a model the caller named goes first.
+4. :mod:`.execute`: the provider calls, with retries, failover and per-attempt budget
+   holds (:mod:`.budget`).
+5. :mod:`.record`: budget settlement, the decision log, stats, metrics and span
+   attributes, written once from the decision and its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Collection, Mapping
+
+from ..decision import Decision, ExecutionSummary
+from ..state.budgets import Budgets
+from ..telemetry import Telemetry
+from ..telemetry.describe import classification_attributes
+from ..types import Classification, RoutingRequest
+from .budget import AttemptBudget
+from .call import Call
+from .classify import Classify
+from .execute import Executor, StreamEvent
+from .record import Record
+from .select import Select
+from .validate import check_names
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        classifiers: Collection[str],
+        models: Mapping[str, object],
+        providers: Collection[str],
+        classify: Classify,
+        select: Select,
+        executor: Executor,
+        budgets: Budgets,
+        record: Record,
+        telemetry: Telemetry,
+    ) -> None:
+        self._names = {"classifiers": classifiers, "models": models, "providers": providers}
+        self._classify = classify
+        self._select = select
+        self._executor = executor
+        self._budgets = budgets
+        self._record = record
+        self._telemetry = telemetry
+
+    async def classify(self, call: Call, request: RoutingRequest) -> Classification:
+        """Classify only: nothing is chosen and nothing is recorded but the span."""
+        check_names(request, **self._names)
+        classification = await self._classify(request, call.span)
+        if call.span.is_recording():
+            call.span.set_attributes(classification_attributes(classification))
+        return classification
+
+    async def route(self, call: Call, request: RoutingRequest) -> Decision:
+        """Choose a model; the decision is logged before it is returned."""
+        check_names(request, **self._names)
+        with self._telemetry.child_span("route", call.span) as route_span:
+            classification = await self._classify(request, route_span)
+            decision = await self._select(request, classification, executing=False)
+            await self._record.routed(call, request, decision, route_span)
+        return decision
+
+    async def execute(
+        self, call: Call, request: RoutingRequest, *, temperature: float | None = None
+    ) -> ExecutionSummary:
+        """Choose a model and call it (failing over); the whole answer."""
+        decision = await self._decide(call, request)
+        return await self.execute_decision(call, request, decision, temperature=temperature)
+
+    async def execute_decision(
+        self,
+        call: Call,
+        request: RoutingRequest,
+        decision: Decision,
+        *,
+        temperature: float | None = None,
+    ) -> ExecutionSummary:
+        """Call the models of a decision already made (by :meth:`route`, say)."""
+        budget = AttemptBudget(self._budgets, request.tenant, decision)
+        run = self._executor.start(
+            request, decision, budget, timeout_s=call.timeout_s, temperature=temperature
+        )
+        error: BaseException | None = None
+        try:
+            return await run.complete()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self._record.executed(
+                call, request, run.summary(), error, budget=budget, temperature=temperature
+            )
+
+    async def stream(
+        self, call: Call, request: RoutingRequest, *, temperature: float | None = None
+    ) -> AsyncGenerator[StreamEvent | ExecutionSummary, None]:
+        """Execute with the answer streamed: text deltas and tool-call pieces as they
+        arrive, then one :class:`ExecutionSummary`, recorded before it is yielded."""
+        decision = await self._decide(call, request)
+        budget = AttemptBudget(self._budgets, request.tenant, decision)
+        run = self._executor.start(
+            request,
+            decision,
+            budget,
+            timeout_s=call.timeout_s,
+            temperature=temperature,
+            streaming=True,
+        )
+        recorded = False
+        try:
+            async for event in run.stream():
+                yield event
+            summary = run.summary()
+            recorded = True
+            await self._record.executed(
+                call, request, summary, None, budget=budget, temperature=temperature
+            )
+            yield summary
+        except BaseException as exc:  # also GeneratorExit: the caller stopped reading
+            if not recorded:
+                await self._record.executed(
+                    call, request, run.summary(), exc, budget=budget, temperature=temperature
+                )
+            raise
+
+    async def _decide(self, call: Call, request: RoutingRequest) -> Decision:
+        check_names(request, **self._names)
+        with self._telemetry.child_span("route", call.span) as route_span:
+            classification = await self._classify(request, route_span)
+            return await self._select(request, classification, executing=True)

@@ -1,0 +1,189 @@
+"""Stage 5, record: write out what one request decided and what it cost, once, at the end.
+
+From the :class:`~modelrouter.decision.Decision` (and, for Execute, the
+:class:`~modelrouter.decision.ExecutionSummary`) this stage settles the budget holds,
+writes the decision log row, counts the stats and metrics, and describes the outcome on
+the call's span. Nothing upstream of it records any of these, so each is written once and
+all of them agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from ..decision import Decision, ExecutionSummary
+from ..errors import BudgetExhausted
+from ..state.interfaces import CandidateRecord, DecisionLog, DecisionRecord
+from ..telemetry import Telemetry
+from ..telemetry import attributes as a
+from ..telemetry.attempts import AttemptTelemetry
+from ..telemetry.describe import decision_attributes, output_json
+from ..types import Complexity, RoutingRequest, TaskType
+from .budget import AttemptBudget
+from .call import Call
+
+
+class Record:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        attempts: AttemptTelemetry,
+        decisions: DecisionLog,
+        *,
+        log_prompts: bool,
+    ) -> None:
+        self.telemetry = telemetry
+        self.attempts = attempts
+        self.decisions = decisions
+        self.log_prompts = log_prompts
+        # Few distinct sets (models x complexities x task types x methods): built once.
+        self._decision_points: dict[tuple[str, str, Complexity, TaskType], dict[str, Any]] = {}
+
+    async def routed(
+        self, call: Call, request: RoutingRequest, decision: Decision, route_span: Span
+    ) -> None:
+        """A Route decision: durable in the log before the caller hears of it."""
+        await self.decisions.record(self._row(request, decision, kind="route"))
+        self._count_decision(call, request, decision, route_span)
+
+    async def executed(
+        self,
+        call: Call,
+        request: RoutingRequest,
+        summary: ExecutionSummary,
+        error: BaseException | None,
+        *,
+        budget: AttemptBudget | None,
+        temperature: float | None,
+    ) -> None:
+        """An Execute or ExecuteStream call ended (answered, failed or cancelled).
+
+        Runs to completion even when the calling task is cancelled meanwhile: the money
+        an upstream consumed must be settled whatever the caller does.
+        """
+        await _uncancellable(self._executed(call, request, summary, error, budget, temperature))
+
+    async def _executed(
+        self,
+        call: Call,
+        request: RoutingRequest,
+        summary: ExecutionSummary,
+        error: BaseException | None,
+        budget: AttemptBudget | None,
+        temperature: float | None,
+    ) -> None:
+        if budget is not None:
+            await budget.settle(summary.attempts)
+            await budget.release_unused()
+        decision = summary.decision
+        if isinstance(error, BudgetExhausted):
+            outcome = "rejected"
+        else:
+            outcome = "ok" if error is None else "error"
+        row = self._row(request, decision, kind="execute")
+        row = _with_outcome(row, summary, outcome)
+        await self.decisions.record(row)
+        self._count_decision(call, request, decision, None)
+        self.attempts.record(
+            call.span,
+            request,
+            summary,
+            streaming=call.method == "ExecuteStream",
+            temperature=temperature,
+        )
+        self.telemetry.stats.record_execution(summary.model, request.tenant)
+        span = call.span
+        if span.is_recording():
+            attributes: dict[str, Any] = {
+                a.ATTEMPTS: len(summary.attempts),
+                a.COST_USD: summary.cost_usd,
+            }
+            if summary.model:
+                attributes[a.RESPONSE_MODEL] = summary.model
+                positions = [c.model.name for c in decision.selection.candidates]
+                position = positions.index(summary.model) if summary.model in positions else -1
+                attributes[a.FALLBACK_POSITION] = position
+            if summary.stream_started:
+                attributes[a.STREAM_STARTED] = True
+            if self.telemetry.capture_content and summary.text:
+                attributes[a.GEN_AI_OUTPUT_MESSAGES] = output_json(
+                    summary.text, summary.finish_reason
+                )
+            span.set_attributes(attributes)
+
+    def _count_decision(
+        self, call: Call, request: RoutingRequest, decision: Decision, route_span: Span | None
+    ) -> None:
+        telemetry = self.telemetry
+        telemetry.stats.record_decision(decision.selection, request.tenant)
+        if telemetry.metering:
+            telemetry.metrics.decisions.add(1, self._decision_point(call.method, decision))
+        if not telemetry.tracing:
+            return
+        spans = [s for s in (route_span, call.span) if s is not None and s.is_recording()]
+        if spans:
+            attributes = decision_attributes(request, decision)
+            for span in spans:
+                span.set_attributes(attributes)
+
+    def _decision_point(self, method: str, decision: Decision) -> dict[str, Any]:
+        """Attributes of a ``modelrouter.decisions`` point (shared: do not modify)."""
+        c = decision.classification
+        key = (method, decision.selection.selected.model.name, c.complexity, c.task_type)
+        point = self._decision_points.get(key)
+        if point is None:
+            point = self._decision_points[key] = {
+                a.SELECTED_MODEL: key[1],
+                a.COMPLEXITY: c.complexity.name.lower(),
+                a.TASK_TYPE: c.task_type.name.lower(),
+                a.RPC_METHOD: method,
+            }
+        return point
+
+    def _row(self, request: RoutingRequest, decision: Decision, *, kind: str) -> DecisionRecord:
+        classification, selection = decision.classification, decision.selection
+        return DecisionRecord(
+            decision_id=decision.decision_id,
+            tenant=request.tenant,
+            created_at=time.time(),
+            kind=kind,
+            complexity=classification.complexity.name,
+            task_type=classification.task_type.name,
+            classifier=classification.classifier,
+            candidates=tuple(
+                CandidateRecord(c.model.name, c.estimated_cost_usd, c.quality)
+                for c in selection.candidates
+            ),
+            chosen_model=selection.selected.model.name,
+            estimated_cost_usd=selection.selected.estimated_cost_usd,
+            reason=selection.reason,
+            explored=decision.explored,
+            prompt=request.prompt if self.log_prompts else None,
+        )
+
+
+def _with_outcome(row: DecisionRecord, summary: ExecutionSummary, outcome: str) -> DecisionRecord:
+    return dataclasses.replace(
+        row,
+        chosen_model=summary.model or row.chosen_model,
+        actual_cost_usd=summary.cost_usd if math.isfinite(summary.cost_usd) else None,
+        latency_ms=summary.latency_ms,
+        outcome=outcome,
+    )
+
+
+async def _uncancellable(work: Awaitable[None]) -> None:
+    """Await ``work`` in its own task, so that cancelling the caller does not cut it short."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task  # finish the bookkeeping, then let the cancellation go on
+        raise

@@ -1,0 +1,57 @@
+"""Stage 1, validate: refuse names that match nothing, before any work is done.
+
+A typo in a classifier, model or provider name must never silently change the routing,
+so each is checked against what this server actually has, and every bad field is
+reported at once with the valid choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from ..errors import FieldViolation, InvalidRequest
+from ..types import RoutingRequest
+
+
+def check_names(
+    request: RoutingRequest,
+    *,
+    classifiers: Collection[str],
+    models: Mapping[str, object],
+    providers: Collection[str],
+) -> None:
+    """Raise ``InvalidRequest`` listing every name in ``request`` that matches nothing."""
+    constraints = request.constraints
+    violations: list[FieldViolation] = []
+    if constraints.classifier is not None and constraints.classifier not in classifiers:
+        violations.append(
+            FieldViolation(
+                "constraints.classifier",
+                f"unknown classifier {constraints.classifier!r}; valid: "
+                f"{', '.join(sorted(classifiers)) or 'none loaded'}",
+            )
+        )
+    for i, model in enumerate(constraints.excluded_models):
+        if model not in models:
+            violations.append(
+                FieldViolation(
+                    f"constraints.excluded_models[{i}]",
+                    f"unknown model {model!r}; valid: {', '.join(models)}",
+                )
+            )
+    for i, provider in enumerate(constraints.allowed_providers):
+        if provider not in providers:
+            violations.append(
+                FieldViolation(
+                    f"constraints.allowed_providers[{i}]",
+                    f"unknown provider {provider!r}; valid: {', '.join(sorted(providers))}",
+                )
+            )
+    if request.model is not None and request.model not in models:
+        violations.append(
+            FieldViolation(
+                "model", f"unknown model {request.model!r}; valid: {', '.join(models)}"
+            )
+        )
+    if violations:
+        raise InvalidRequest(violations)
