@@ -155,10 +155,8 @@ class MemoryHotState(HotState):
     ) -> None:
         arms = self._arms.setdefault(key, {})
         old = arms.get(model, ArmStats())
-        if previous is None:
-            arms[model] = ArmStats(old.count + 1, old.reward_sum + reward)
-        else:
-            arms[model] = ArmStats(max(old.count, 1), old.reward_sum - previous + reward)
+        added, delta = (1, reward) if previous is None else (0, reward - previous)
+        arms[model] = ArmStats(old.count + added, old.reward_sum + delta)
 
 
 class MemoryDecisionLog(DecisionLog):

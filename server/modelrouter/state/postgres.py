@@ -377,12 +377,14 @@ class PostgresHotState(OwnsDatabase, HotState):
         added, delta = (1, reward) if previous is None else (0, reward - previous)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            # Additive both ways, so a replacement landing before the observation it
+            # replaces (concurrent feedback) still sums right.
             await conn.execute(
                 f"INSERT INTO {self.s}.arm_stats (key, model, count, reward_sum) "
-                "VALUES (%s, %s, 1, %s) "
-                "ON CONFLICT (key, model) DO UPDATE SET count = arm_stats.count + %s, "
-                "reward_sum = arm_stats.reward_sum + %s",
-                (key, model, reward, added, delta),
+                "VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key, model) DO UPDATE SET count = arm_stats.count + excluded.count, "
+                "reward_sum = arm_stats.reward_sum + excluded.reward_sum",
+                (key, model, added, delta),
             )
 
         await self.db.run("record_reward", work)

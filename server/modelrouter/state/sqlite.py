@@ -310,11 +310,13 @@ class SqliteHotState(OwnsDatabase, HotState):
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             added, delta = (1, reward) if previous is None else (0, reward - previous)
+            # Additive both ways, so a replacement landing before the observation it
+            # replaces (concurrent feedback) still sums right.
             conn.execute(
-                "INSERT INTO arm_stats (key, model, count, reward_sum) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (key, model) DO UPDATE SET count = count + ?, "
-                "reward_sum = reward_sum + ?",
-                (key, model, reward, added, delta),
+                "INSERT INTO arm_stats (key, model, count, reward_sum) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key, model) DO UPDATE SET count = count + excluded.count, "
+                "reward_sum = reward_sum + excluded.reward_sum",
+                (key, model, added, delta),
             )
 
         await self.db.transaction("record_reward", work)
