@@ -74,3 +74,35 @@ async def test_adaptive_is_switchable_per_tenant(modelrouter_server_factory):
             pb.RouteRequest(messages=user(PROMPT))
         )
     assert routed.selected.model == "small-coder" and "adaptive" not in routed.reason
+
+
+async def test_one_tenants_feedback_cannot_flip_another_tenants_model(stores):
+    # The attack of issue 11: tenant A floods negative feedback (each with another source)
+    # on the model tenant B is routed to. B's routing must not move; A's may.
+    from modelrouter.selection import select
+    from modelrouter.state.feedback import FeedbackService
+    from modelrouter.state.interfaces import DecisionRecord
+    from modelrouter.types import Classification, Complexity, RoutingRequest, TaskType
+
+    config = parse_config(TEST_CONFIG)
+    classification = Classification(Complexity.MODERATE, TaskType.CODE, 0.5, 0.9, "test")
+    request = RoutingRequest.from_prompt(PROMPT)
+    candidates = select(
+        request, classification, config.models, config.routing, lambda m: None
+    ).candidates
+    policy = AdaptivePolicy(
+        AdaptiveConfig(enabled=True, explore_fraction=0.0, cost_weight=1.0), stores.hot
+    )
+    before = await policy.choose(classification, candidates, "b")
+    feedback = FeedbackService(stores.decisions, policy, max_sources=32)
+    victim = before.candidate.model.name
+    for i in range(40):
+        await stores.decisions.record(
+            DecisionRecord(
+                f"a{i}", "a", 0.0, "route", "MODERATE", "CODE", "rules", (), victim, 0.0, "x"
+            )
+        )
+        for source in range(3):  # several sources on one decision count once
+            await feedback.submit("a", f"a{i}", 0.0, False, source=f"s{source}")
+    assert (await policy.choose(classification, candidates, "b")).candidate is before.candidate
+    assert (await policy.choose(classification, candidates, "a")).candidate is not before.candidate
