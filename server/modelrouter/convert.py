@@ -434,6 +434,8 @@ def _response_format(
 
 
 def _stop(stop: Sequence[str], violations: list[FieldViolation]) -> tuple[str, ...]:
+    if not stop:
+        return ()
     if len(stop) > MAX_STOP_SEQUENCES:
         violations.append(
             FieldViolation("stop", f"at most {MAX_STOP_SEQUENCES} sequences, got {len(stop)}")
