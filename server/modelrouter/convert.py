@@ -626,11 +626,9 @@ def stream_message(event: str | ToolCallDelta | ExecutionSummary) -> pb.ExecuteS
 
 
 def execute_response(summary: ExecutionSummary) -> pb.ExecuteResponse:
-    """Execute's answer (and ExecuteStream's final summary). Its ``tool_calls`` come from
-    ``summary.tool_calls`` once the executor records them."""
-    tool_calls: Sequence[ToolCall] = getattr(summary, "tool_calls", ())
+    """Execute's answer (and ExecuteStream's final summary), with the complete tool calls."""
     return pb.ExecuteResponse(
-        tool_calls=tool_call_messages(tool_calls),
+        tool_calls=tool_call_messages(summary.tool_calls),
         text=summary.text,
         model=summary.model,
         provider=summary.provider,
