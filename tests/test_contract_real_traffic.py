@@ -4,6 +4,7 @@ sessions and sampling options, from proto to domain and back, with every bad fie
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import pytest
@@ -328,3 +329,79 @@ async def test_a_text_only_provider_refuses_tools_images_and_schemas_instead_of_
         assert (caught.value.kind, caught.value.retryable) == ("unsupported", False)
         with pytest.raises(ProviderError):
             await local.complete(call)
+
+
+def test_hostile_json_nesting_is_invalid_argument_not_a_crash():
+    deep = "[" * 60_000
+    found = violations(
+        pb.RouteRequest(
+            messages=[msg(pb.ROLE_USER, "hi")],
+            tools=[pb.Tool(name="t", parameters_json=deep)],
+            response_format=pb.ResponseFormat(json_schema='{"a":' * 60_000),
+        )
+    )
+    assert found == {
+        "tools[0].parameters_json": "JSON nested too deeply",
+        "response_format.json_schema": "JSON nested too deeply",
+    }
+
+
+def random_request(rng: random.Random) -> pb.ExecuteRequest:
+    """A request built from plausible and hostile pieces, in random combinations."""
+    texts = ["", " ", "hi", "{}", '{"a": 1}', "[1]", "{bad", "é" * 3, "call_1", "x" * 70]
+    request = pb.ExecuteRequest()
+    for _ in range(rng.randint(0, 5)):
+        message = request.messages.add(role=rng.choice([0, 1, 2, 3, 4, 9]))
+        if rng.random() < 0.5:
+            message.content = rng.choice(texts)
+        for _ in range(rng.randint(0, 2)):
+            part = message.parts.add()
+            kind = rng.choice(["text", "url", "data", "empty"])
+            if kind == "text":
+                part.text = rng.choice(texts)
+            elif kind == "url":
+                part.image.url = rng.choice(["https://x.test/a.png", "ftp://x", ""])
+            elif kind == "data":
+                part.image.data = rng.choice([b"", b"\x89PNG"])
+                part.image.media_type = rng.choice(["", "image/png", "text/html"])
+        for _ in range(rng.randint(0, 2)):
+            message.tool_calls.add(
+                id=rng.choice(texts), name=rng.choice(texts), arguments_json=rng.choice(texts)
+            )
+        if rng.random() < 0.5:
+            message.tool_call_id = rng.choice(texts)
+    for _ in range(rng.randint(0, 3)):
+        request.tools.add(name=rng.choice(texts), parameters_json=rng.choice(texts))
+    request.tool_choice = rng.choice(["", "auto", "none", "required", *texts])
+    if rng.random() < 0.5:
+        if rng.random() < 0.5:
+            request.response_format.json_schema = rng.choice(texts)
+        else:
+            request.response_format.json_object = rng.random() < 0.5
+        request.response_format.name = rng.choice(["", "ok", "bad name"])
+    request.stop.extend(rng.choice(texts) for _ in range(rng.randint(0, 6)))
+    if rng.random() < 0.3:
+        request.top_p = rng.choice([0.0, 0.5, 1.0, 2.0, float("nan")])
+    if rng.random() < 0.3:
+        request.seed = rng.randint(-(2**63), 2**63 - 1)
+    request.session_id = rng.choice(["", "s1", "x" * 200, "tab\there"])
+    if rng.random() < 0.3:
+        request.metadata[rng.choice(["", "k"])] = rng.choice(texts)
+    return request
+
+
+def test_any_request_converts_or_is_invalid_argument_never_a_crash():
+    rng = random.Random(12)
+    outcomes = set()
+    for _ in range(3000):
+        request = random_request(rng)
+        try:
+            domain = convert.request_from_proto(request)
+        except InvalidRequest as exc:
+            assert exc.violations and all(v.field and v.description for v in exc.violations)
+            outcomes.add("invalid")
+        else:
+            domain.needed_capabilities()
+            assert domain.text is not None
+            outcomes.add("valid")
+    assert outcomes == {"valid", "invalid"}  # the generator reaches both

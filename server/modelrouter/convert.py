@@ -133,6 +133,9 @@ def _json_object(text: str, path: str, violations: list[FieldViolation]) -> dict
     except ValueError as exc:  # json.JSONDecodeError and invalid UTF-8 surrogates
         violations.append(FieldViolation(path, f"invalid JSON: {exc}"))
         return None
+    except RecursionError:  # "[[[[..." far deeper than any schema or argument object
+        violations.append(FieldViolation(path, "JSON nested too deeply"))
+        return None
     if not isinstance(value, dict):
         violations.append(
             FieldViolation(path, f"must be a JSON object, got a JSON {type(value).__name__}")
