@@ -340,10 +340,20 @@ def test_hostile_json_nesting_is_invalid_argument_not_a_crash():
             response_format=pb.ResponseFormat(json_schema='{"a":' * 60_000),
         )
     )
-    assert found == {
-        "tools[0].parameters_json": "JSON nested too deeply",
-        "response_format.json_schema": "JSON nested too deeply",
-    }
+    too_deep = "JSON nested too deeply (at most 64 levels)"
+    assert found == {"tools[0].parameters_json": too_deep, "response_format.json_schema": too_deep}
+    # Shallow enough to parse, too deep to encode later: refused here, not in a span.
+    nested = '{"a":' * 900 + "1" + "}" * 900
+    request = pb.RouteRequest(
+        messages=[msg(pb.ROLE_USER, "hi")], tools=[pb.Tool(name="t", parameters_json=nested)]
+    )
+    assert violations(request) == {"tools[0].parameters_json": too_deep}
+    ok = '{"a":' * 63 + "1" + "}" * 63
+    convert.request_from_proto(
+        pb.RouteRequest(
+            messages=[msg(pb.ROLE_USER, "hi")], tools=[pb.Tool(name="t", parameters_json=ok)]
+        )
+    )
 
 
 def random_request(rng: random.Random) -> pb.ExecuteRequest:

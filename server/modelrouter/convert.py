@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -51,6 +51,8 @@ DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 #: Most stop sequences a request may give (OpenAI's limit; the strictest provider's).
 MAX_STOP_SEQUENCES = 4
 MAX_SESSION_ID_CHARS = 128
+#: Deepest nesting of arrays and objects accepted in JSON fields (schemas nest a few levels).
+MAX_JSON_DEPTH = 64
 _TOOL_CHOICE_MODES = ("auto", "none", "required")
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 #: Valid tool names listed in an error, at most (the rest elided).
@@ -134,7 +136,15 @@ def _json_object(text: str, path: str, violations: list[FieldViolation]) -> dict
         violations.append(FieldViolation(path, f"invalid JSON: {exc}"))
         return None
     except RecursionError:  # "[[[[..." far deeper than any schema or argument object
-        violations.append(FieldViolation(path, "JSON nested too deeply"))
+        value = None
+        too_deep = True
+    else:
+        too_deep = _deeper_than(value, MAX_JSON_DEPTH)
+    if too_deep:
+        # Deep values would fail later, when encoded for a span or an upstream request.
+        violations.append(
+            FieldViolation(path, f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        )
         return None
     if not isinstance(value, dict):
         violations.append(
@@ -142,6 +152,24 @@ def _json_object(text: str, path: str, violations: list[FieldViolation]) -> dict
         )
         return None
     return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether a parsed JSON value nests more than ``limit`` arrays/objects; iterative and
+    linear in its size."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _messages(
