@@ -26,7 +26,9 @@ from __future__ import annotations
 from ._client import (
     JSON_OBJECT,
     AsyncModelRouterClient,
+    ExecuteOptions,
     ModelRouterClient,
+    RouteOptions,
     assistant_message,
     build_messages,
     error_details,
@@ -40,7 +42,9 @@ from ._client import (
 __all__ = [
     "JSON_OBJECT",
     "AsyncModelRouterClient",
+    "ExecuteOptions",
     "ModelRouterClient",
+    "RouteOptions",
     "assistant_message",
     "build_messages",
     "error_details",

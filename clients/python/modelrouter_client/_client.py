@@ -4,7 +4,7 @@ import json
 import mimetypes
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import grpc
 from google.protobuf import message as proto_message
@@ -119,27 +119,63 @@ def _constraints(constraints: dict[str, Any]) -> pb.Constraints:
     return pb.Constraints(**{k: v for k, v in constraints.items() if v is not None})
 
 
-# Keyword arguments of route/execute that are request fields, not Constraints fields.
+class RouteOptions(TypedDict, total=False):
+    """Keyword arguments of ``route``: the ``Constraints`` fields and the request's options."""
+
+    max_cost_usd: float
+    max_latency_ms: float
+    min_quality: float
+    allowed_providers: Sequence[str]
+    excluded_models: Sequence[str]
+    required_capabilities: Sequence[str]
+    classifier: str
+    max_output_tokens: int
+    willingness_to_pay: float
+    #: Tools the model may call (see :func:`tool`).
+    tools: Sequence[pb.Tool]
+    #: "auto", "none", "required", or one tool's name.
+    tool_choice: str
+    #: See :func:`json_schema` and :data:`JSON_OBJECT`.
+    response_format: pb.ResponseFormat
+    #: Keeps a conversation on one model across turns.
+    session_id: str
+
+
+class ExecuteOptions(RouteOptions, total=False):
+    """Keyword arguments of ``execute`` and ``execute_stream``."""
+
+    #: Call this catalog model instead of routing.
+    model: str
+    temperature: float
+    stop: Sequence[str]
+    top_p: float
+    seed: int
+    #: Labels recorded with the decision, never sent upstream.
+    metadata: Mapping[str, str]
+
+
 _ROUTE_FIELDS = ("tools", "tool_choice", "response_format", "session_id")
 _EXECUTE_FIELDS = (*_ROUTE_FIELDS, "stop", "top_p", "seed", "metadata", "temperature", "model")
 
 
-def _split(kwargs: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    """Pops the request fields out of ``kwargs`` (leaving Constraints), dropping ``None``."""
-    return {f: v for f in fields if (v := kwargs.pop(f, None)) is not None}
+def _split(
+    kwargs: Mapping[str, Any], fields: Sequence[str]
+) -> tuple[dict[str, Any], pb.Constraints]:
+    """(request fields, Constraints) from keyword arguments; ``None`` means unset."""
+    request = {f: kwargs[f] for f in fields if kwargs.get(f) is not None}
+    constraints = {k: v for k, v in kwargs.items() if k not in fields}
+    return request, _constraints(constraints)
 
 
-def _route_request(conversation: Conversation, kwargs: dict[str, Any]) -> pb.RouteRequest:
-    fields = _split(kwargs, _ROUTE_FIELDS)
-    return pb.RouteRequest(
-        messages=build_messages(conversation), constraints=_constraints(kwargs), **fields
-    )
+def _route_request(conversation: Conversation, kwargs: RouteOptions) -> pb.RouteRequest:
+    fields, constraints = _split(kwargs, _ROUTE_FIELDS)
+    return pb.RouteRequest(messages=build_messages(conversation), constraints=constraints, **fields)
 
 
-def _execute_request(conversation: Conversation, kwargs: dict[str, Any]) -> pb.ExecuteRequest:
-    fields = _split(kwargs, _EXECUTE_FIELDS)
+def _execute_request(conversation: Conversation, kwargs: ExecuteOptions) -> pb.ExecuteRequest:
+    fields, constraints = _split(kwargs, _EXECUTE_FIELDS)
     return pb.ExecuteRequest(
-        messages=build_messages(conversation), constraints=_constraints(kwargs), **fields
+        messages=build_messages(conversation), constraints=constraints, **fields
     )
 
 
@@ -189,14 +225,18 @@ class AsyncModelRouterClient:
         request = pb.ClassifyRequest(messages=messages, constraints=_constraints(constraints))
         return await self._call("Classify", request)
 
-    async def route(self, conversation: Conversation, **kwargs: Any) -> pb.RouteResponse:
+    async def route(
+        self, conversation: Conversation, **kwargs: Unpack[RouteOptions]
+    ) -> pb.RouteResponse:
         return await self._call("Route", _route_request(conversation, kwargs))
 
-    async def execute(self, conversation: Conversation, **kwargs: Any) -> pb.ExecuteResponse:
+    async def execute(
+        self, conversation: Conversation, **kwargs: Unpack[ExecuteOptions]
+    ) -> pb.ExecuteResponse:
         return await self._call("Execute", _execute_request(conversation, kwargs))
 
     async def execute_stream(
-        self, conversation: Conversation, **kwargs: Any
+        self, conversation: Conversation, **kwargs: Unpack[ExecuteOptions]
     ) -> AsyncIterator[pb.ExecuteStreamResponse]:
         request = _execute_request(conversation, kwargs)
         call = self.stub.ExecuteStream(request, timeout=self.timeout_s, metadata=self._metadata)
@@ -264,14 +304,16 @@ class ModelRouterClient:
         request = pb.ClassifyRequest(messages=messages, constraints=_constraints(constraints))
         return self._call("Classify", request)
 
-    def route(self, conversation: Conversation, **kwargs: Any) -> pb.RouteResponse:
+    def route(self, conversation: Conversation, **kwargs: Unpack[RouteOptions]) -> pb.RouteResponse:
         return self._call("Route", _route_request(conversation, kwargs))
 
-    def execute(self, conversation: Conversation, **kwargs: Any) -> pb.ExecuteResponse:
+    def execute(
+        self, conversation: Conversation, **kwargs: Unpack[ExecuteOptions]
+    ) -> pb.ExecuteResponse:
         return self._call("Execute", _execute_request(conversation, kwargs))
 
     def execute_stream(
-        self, conversation: Conversation, **kwargs: Any
+        self, conversation: Conversation, **kwargs: Unpack[ExecuteOptions]
     ) -> Iterator[pb.ExecuteStreamResponse]:
         request = _execute_request(conversation, kwargs)
         yield from self.stub.ExecuteStream(request, timeout=self.timeout_s, metadata=self._metadata)
