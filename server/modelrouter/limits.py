@@ -26,19 +26,40 @@ MAX_REPORTED = 5
 
 
 class InputLimits(Protocol):
-    """The ``[limits]`` table (``config.limits``): any object with these attributes."""
+    """The ``[limits]`` table (``config.limits``): any object with these attributes, read only."""
 
-    max_messages: int
-    max_parts_per_message: int
-    max_tools: int
-    max_schema_bytes: int
-    max_prompt_chars: int
-    max_constraint_entries: int
-    max_metadata_entries: int
-    max_metadata_value_chars: int
-    max_feedback_comment_chars: int
-    max_feedback_source_chars: int
-    max_image_bytes: int
+    @property
+    def max_messages(self) -> int: ...
+
+    @property
+    def max_parts_per_message(self) -> int: ...
+
+    @property
+    def max_tools(self) -> int: ...
+
+    @property
+    def max_schema_bytes(self) -> int: ...
+
+    @property
+    def max_prompt_chars(self) -> int: ...
+
+    @property
+    def max_constraint_entries(self) -> int: ...
+
+    @property
+    def max_metadata_entries(self) -> int: ...
+
+    @property
+    def max_metadata_value_chars(self) -> int: ...
+
+    @property
+    def max_feedback_comment_chars(self) -> int: ...
+
+    @property
+    def max_feedback_source_chars(self) -> int: ...
+
+    @property
+    def max_image_bytes(self) -> int: ...
 
 
 class _Refusal(Exception):
