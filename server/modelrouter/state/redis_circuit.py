@@ -26,6 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..execution.circuit import HEALTH_FAILURES, CircuitBreaker
+from .redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,9 @@ class RedisCircuitBreaker(CircuitBreaker):
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 return await call()
         except Exception as error:  # the breaker must never fail a request
-            log.warning("circuit breaker: recording a %s in Redis failed: %s", what, error)
+            log.warning(
+                "circuit breaker: recording a %s in Redis failed: %s", what, redact_url(str(error))
+            )
             return None
         finally:
             self._writes += 1
@@ -190,7 +193,10 @@ class RedisCircuitBreaker(CircuitBreaker):
     def _report(self, error: Exception | None) -> None:
         # One line when the shared state becomes unreadable and one when it is back.
         if error is not None and not self._failing:
-            log.warning("circuit breaker: cannot read the shared state from Redis: %s", error)
+            log.warning(
+                "circuit breaker: cannot read the shared state from Redis: %s",
+                redact_url(str(error)),
+            )
         elif error is None and self._failing:
             log.info("circuit breaker: shared state readable again")
         self._failing = error is not None
