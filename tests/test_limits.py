@@ -3,6 +3,7 @@ few named violations, before anything walks the request."""
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 
@@ -162,3 +163,29 @@ def test_a_refusal_lists_at_most_a_few_violations():
     request.metadata.update({f"k{i}": "v" * 600 for i in range(60)})
     found = refusal(request)
     assert len(found) == MAX_REPORTED
+
+
+def test_the_shipped_limits_are_the_documented_defaults():
+    from dataclasses import asdict
+
+    from modelrouter.config import load_config
+
+    shipped = load_config().limits
+    for key, value in asdict(LIMITS).items():
+        assert getattr(shipped, key) == value, key
+
+
+def test_random_requests_pass_or_are_refused_never_crash():
+    from .test_contract_real_traffic import random_request
+
+    rng = random.Random(11)
+    tight = Limits(max_messages=3, max_parts_per_message=1, max_tools=2, max_prompt_chars=40)
+    outcomes = set()
+    for _ in range(2000):
+        try:
+            check_request(random_request(rng), tight)
+            outcomes.add("pass")
+        except InvalidRequest as exc:
+            assert 1 <= len(exc.violations) <= MAX_REPORTED
+            outcomes.add("refused")
+    assert outcomes == {"pass", "refused"}
