@@ -233,7 +233,8 @@ class AnthropicProvider(Provider):
             answered = False
             for block in response.content:
                 if block.type == "text":
-                    texts.append(block.text)
+                    if not answered:
+                        texts.append(block.text)
                 elif block.type == "tool_use" and block.name == response_tool:
                     texts = [json.dumps(block.input)]  # the structured answer replaces prose
                     answered = True
