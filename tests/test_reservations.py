@@ -236,3 +236,20 @@ async def test_two_redis_replicas_share_the_in_flight_cap_and_the_reaper(tmp_pat
         await one.aclose()
         await two.aclose()
         await drop_redis_prefix(prefix)
+
+
+async def test_settled_attempts_are_forgotten_after_the_idempotency_window(stores: Stores):
+    from modelrouter.state.interfaces import TOMBSTONE_TTL_S
+
+    if stores.backend == "redis":
+        pytest.skip("Redis expires tombstones on its own clock (EXPIRE), not the test's")
+    hot = stores.hot
+    for i in range(50):
+        await hot.reserve("t", f"a{i}", 10, [DAY], now=NOW, max_in_flight=0)
+        await hot.settle("t", f"a{i}", [DAY], 10, estimated=False, now=NOW)
+    later = NOW + TOMBSTONE_TTL_S + 1
+    assert await hot.reap(later, 1000, later) == 0  # nothing held: only tombstones go
+    # Past the window a replay is a new attempt: the store no longer remembers a0.
+    assert await hot.settle("t", "a0", [DAY], 10, estimated=False, now=later)
+    [usage] = await hot.usage("t", [DAY])
+    assert usage.spent == 510

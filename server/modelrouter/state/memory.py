@@ -108,7 +108,19 @@ class MemoryHotState(HotState):
         record.state, record.closed_at = "settled", now
         record.actual, record.estimated = actual, estimated
         self._closed.append((now, (tenant, attempt_id)))
+        self._forget_tombstones(now)
         return True
+
+    def _forget_tombstones(self, now: float) -> None:
+        """Drop settled and reaped reservations past ``TOMBSTONE_TTL_S`` (amortised O(1),
+        so memory stays bounded even when no reaper runs)."""
+        forget_before = now - TOMBSTONE_TTL_S
+        while self._closed and self._closed[0][0] < forget_before:
+            _, key = self._closed.popleft()
+            record = self._reservations.get(key)
+            # A reaped reservation settled later was queued again; forget it only once.
+            if record is not None and record.state != "held" and record.closed_at < forget_before:
+                del self._reservations[key]
 
     async def reap(self, cutoff: float, limit: int, now: float) -> int:
         stale = [
@@ -125,13 +137,7 @@ class MemoryHotState(HotState):
             self._held[tenant].discard(attempt_id)
             held.state, held.closed_at = "reaped", now
             self._closed.append((now, (tenant, attempt_id)))
-        forget_before = now - TOMBSTONE_TTL_S
-        while self._closed and self._closed[0][0] < forget_before:
-            _, key = self._closed.popleft()
-            record = self._reservations.get(key)
-            # A reaped reservation settled later was queued again; forget it only once.
-            if record is not None and record.state != "held" and record.closed_at < forget_before:
-                del self._reservations[key]
+        self._forget_tombstones(now)
         return len(stale)
 
     async def in_flight(self, tenant: str) -> int:
