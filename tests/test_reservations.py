@@ -253,3 +253,18 @@ async def test_settled_attempts_are_forgotten_after_the_idempotency_window(store
     assert await hot.settle("t", "a0", [DAY], 10, estimated=False, now=later)
     [usage] = await hot.usage("t", [DAY])
     assert usage.spent == 510
+
+
+async def test_more_concurrent_calls_than_pooled_connections_wait_instead_of_failing(
+    stores: Stores,
+):
+    # redis-py's default pool refuses the 101st concurrent call ("Too many connections").
+    b = budgets(stores, day_usd=100.0, max_in_flight_per_tenant=0)
+
+    async def call(i: int) -> None:
+        held = await b.reserve(f"tenant{i % 7}", 0.01, attempt_id=f"p{i}")
+        await b.settle(held, 0.01)
+
+    await asyncio.gather(*(call(i) for i in range(300)))
+    spent = sum([(await b.usage(f"tenant{t}"))[0].spent_usd for t in range(7)])
+    assert spent == pytest.approx(3.0)

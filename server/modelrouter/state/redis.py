@@ -29,6 +29,8 @@ from .redis_circuit import RedisCircuitBreaker
 from .retry import RetryPolicy
 
 _RETRY_ON = (RedisConnectionError, RedisTimeoutError, OSError)
+#: How long a call waits for a free pooled connection before it counts as a failure.
+POOL_WAIT_S = 10.0
 
 # A reservation is a hash ``{prefix}:resv:{tenant}:<attempt id>`` (state held / settled /
 # reaped, amount, created, the counter keys it holds money in); the tenant's held ones are
@@ -144,17 +146,27 @@ return 0
 class RedisHotState(HotState):
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "modelrouter") -> None:
+    def __init__(self, url: str, prefix: str = "modelrouter", max_connections: int = 64) -> None:
         self.url = url
+        self.max_connections = max_connections
         self.prefix = prefix
         self.retry = RetryPolicy()
         self._client: aioredis.Redis | None = None
         self._breakers: list[RedisCircuitBreaker] = []
 
     async def open(self) -> None:
-        self._client = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30
+        # A blocking pool: past ``max_connections`` concurrent calls wait for a connection
+        # (up to ``POOL_WAIT_S``) instead of failing with "Too many connections" (redis-py's
+        # default pool refuses the 101st concurrent call).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=self.max_connections,
+            timeout=POOL_WAIT_S,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            health_check_interval=30,
         )
+        self._client = aioredis.Redis.from_pool(pool)
         try:
             await self._client.ping()
         except _RETRY_ON as error:
