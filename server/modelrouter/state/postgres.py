@@ -89,6 +89,86 @@ CREATE TABLE IF NOT EXISTS {s}.feedback (
     PRIMARY KEY (decision_id, source));
 """
 
+# Reserve and settle are one statement each (one round trip, its own transaction): they
+# lock the tenant's counter rows in the order given (the caller sorts them), so every
+# reserve and settle of a tenant serialises on them and replicas never deadlock.
+# mr_reserve returns 0 (reserved, or the attempt was already known), -1 (in-flight cap)
+# or the 1-based index of the first bucket that cannot fit.
+_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION {s}.mr_reserve(
+    p_tenant TEXT, p_attempt TEXT, p_amount BIGINT, p_now DOUBLE PRECISION, p_cap INT,
+    p_wins TEXT[], p_labels TEXT[], p_limits BIGINT[], p_buckets TEXT
+) RETURNS INT LANGUAGE plpgsql AS $$
+DECLARE
+    totals BIGINT[] := '{{}}';
+    total BIGINT;
+    held BIGINT;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_wins, 1), 0) LOOP
+        INSERT INTO {s}.budget_counters AS c (tenant, win, label)
+        VALUES (p_tenant, p_wins[i], p_labels[i])
+        ON CONFLICT (tenant, win, label) DO UPDATE SET spent = c.spent
+        RETURNING c.spent + c.reserved INTO total;
+        totals := totals || total;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM {s}.reservations WHERE tenant = p_tenant AND attempt_id = p_attempt)
+    THEN
+        RETURN 0;
+    END IF;
+    IF p_cap > 0 THEN
+        SELECT count(*) INTO held FROM {s}.reservations
+        WHERE tenant = p_tenant AND state = 'held';
+        IF held >= p_cap THEN
+            RETURN -1;
+        END IF;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(p_wins, 1), 0) LOOP
+        IF totals[i] + p_amount > p_limits[i] THEN
+            RETURN i;
+        END IF;
+    END LOOP;
+    UPDATE {s}.budget_counters SET reserved = reserved + p_amount
+    WHERE tenant = p_tenant AND (win, label) IN (SELECT * FROM unnest(p_wins, p_labels));
+    INSERT INTO {s}.reservations (tenant, attempt_id, amount, created_at, buckets, state)
+    VALUES (p_tenant, p_attempt, p_amount, p_now, p_buckets, 'held');
+    RETURN 0;
+END $$;
+
+CREATE OR REPLACE FUNCTION {s}.mr_settle(
+    p_tenant TEXT, p_attempt TEXT, p_actual BIGINT, p_estimated BOOLEAN,
+    p_now DOUBLE PRECISION, p_wins TEXT[], p_labels TEXT[]
+) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    r RECORD;
+    pair JSON;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_wins, 1), 0) LOOP
+        INSERT INTO {s}.budget_counters AS c (tenant, win, label)
+        VALUES (p_tenant, p_wins[i], p_labels[i])
+        ON CONFLICT (tenant, win, label) DO UPDATE SET spent = c.spent;
+    END LOOP;
+    SELECT state, amount, buckets INTO r FROM {s}.reservations
+    WHERE tenant = p_tenant AND attempt_id = p_attempt FOR UPDATE;
+    IF FOUND AND r.state = 'settled' THEN
+        RETURN FALSE;
+    END IF;
+    IF FOUND AND r.state = 'held' THEN
+        FOR pair IN SELECT * FROM json_array_elements(r.buckets::json) LOOP
+            UPDATE {s}.budget_counters SET reserved = GREATEST(reserved - r.amount, 0)
+            WHERE tenant = p_tenant AND win = pair->>0 AND label = pair->>1;
+        END LOOP;
+    END IF;
+    UPDATE {s}.budget_counters SET spent = spent + p_actual
+    WHERE tenant = p_tenant AND (win, label) IN (SELECT * FROM unnest(p_wins, p_labels));
+    INSERT INTO {s}.reservations AS x (tenant, attempt_id, amount, created_at, buckets, state,
+                                       closed_at, actual, estimated)
+    VALUES (p_tenant, p_attempt, 0, p_now, '[]', 'settled', p_now, p_actual, p_estimated)
+    ON CONFLICT (tenant, attempt_id) DO UPDATE SET state = 'settled',
+        closed_at = excluded.closed_at, actual = excluded.actual, estimated = excluded.estimated;
+    RETURN TRUE;
+END $$;
+"""
+
 
 class PostgresDatabase:
     """A few autocommit connections handed out one caller at a time."""
@@ -117,6 +197,7 @@ class PostgresDatabase:
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('modelrouter-schema'))")
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
                 await conn.execute(_SCHEMA.format(s=self.schema))
+                await conn.execute(_FUNCTIONS.format(s=self.schema))
             self._idle.put_nowait(conn)
             for _ in range(self.size - 1):
                 self._idle.put_nowait(await self._connect())
@@ -169,24 +250,6 @@ class PostgresHotState(OwnsDatabase, HotState):
         self.db = PostgresDatabase(url, schema)
         self.s = schema
 
-    async def _lock_counters(
-        self, conn: psycopg.AsyncConnection[Any], tenant: str, buckets: Sequence[Bucket]
-    ) -> dict[tuple[str, str], int]:
-        """Create and lock the tenant's counter rows, always in the same order, so that
-        every reserve and settle of a tenant serialises on them (no deadlocks between
-        replicas). Returns spent + reserved of each."""
-        totals = {}
-        for b in sorted(buckets, key=lambda b: (b.window, b.label)):
-            cur = await conn.execute(
-                f"INSERT INTO {self.s}.budget_counters (tenant, win, label) VALUES (%s, %s, %s) "
-                "ON CONFLICT (tenant, win, label) DO UPDATE SET spent = budget_counters.spent "
-                "RETURNING spent + reserved",
-                (tenant, b.window, b.label),
-            )
-            row = await cur.fetchone()
-            totals[b.window, b.label] = row[0] if row else 0
-        return totals
-
     async def reserve(
         self,
         tenant: str,
@@ -197,53 +260,30 @@ class PostgresHotState(OwnsDatabase, HotState):
         now: float,
         max_in_flight: int,
     ) -> Bucket | None:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> Bucket | None:
-            totals = await self._lock_counters(conn, tenant, buckets)
+        ordered = sorted(buckets, key=lambda b: (b.window, b.label))
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
             cur = await conn.execute(
-                f"SELECT count(*) FILTER (WHERE state = 'held'), "
-                "count(*) FILTER (WHERE attempt_id = %s) "
-                f"FROM {self.s}.reservations WHERE tenant = %s "
-                "AND (state = 'held' OR attempt_id = %s)",
-                (attempt_id, tenant, attempt_id),
+                f"SELECT {self.s}.mr_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    tenant,
+                    attempt_id,
+                    amount,
+                    now,
+                    max_in_flight,
+                    [b.window for b in ordered],
+                    [b.label for b in ordered],
+                    [b.limit for b in ordered],
+                    buckets_to_json(ordered),
+                ),
             )
             row = await cur.fetchone()
-            held, exists = row or (0, 0)
-            if exists:
-                return None
-            if max_in_flight and held >= max_in_flight:
-                return IN_FLIGHT
-            for b in buckets:
-                if totals[b.window, b.label] + amount > b.limit:
-                    return b
-            for b in sorted(buckets, key=lambda b: (b.window, b.label)):
-                await conn.execute(
-                    f"UPDATE {self.s}.budget_counters SET reserved = reserved + %s "
-                    "WHERE tenant=%s AND win=%s AND label=%s",
-                    (amount, tenant, b.window, b.label),
-                )
-            await conn.execute(
-                f"INSERT INTO {self.s}.reservations "
-                "(tenant, attempt_id, amount, created_at, buckets, state) "
-                "VALUES (%s, %s, %s, %s, %s, 'held')",
-                (tenant, attempt_id, amount, now, buckets_to_json(buckets)),
-            )
-            return None
+            return int(row[0]) if row else 0
 
-        return await self.db.transaction("reserve", work)
-
-    async def _release(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        tenant: str,
-        buckets: Sequence[tuple[str, str]],
-        amount: int,
-    ) -> None:
-        for window, label in sorted(buckets):
-            await conn.execute(
-                f"UPDATE {self.s}.budget_counters SET reserved = GREATEST(reserved - %s, 0) "
-                "WHERE tenant=%s AND win=%s AND label=%s",
-                (amount, tenant, window, label),
-            )
+        failed = await self.db.run("reserve", work)
+        if failed < 0:
+            return IN_FLIGHT
+        return ordered[failed - 1] if failed else None
 
     async def settle(
         self,
@@ -255,36 +295,25 @@ class PostgresHotState(OwnsDatabase, HotState):
         estimated: bool,
         now: float,
     ) -> bool:
+        ordered = sorted(buckets, key=lambda b: (b.window, b.label))
+
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
-            await self._lock_counters(conn, tenant, buckets)
             cur = await conn.execute(
-                f"SELECT state, amount, buckets FROM {self.s}.reservations "
-                "WHERE tenant=%s AND attempt_id=%s FOR UPDATE",
-                (tenant, attempt_id),
+                f"SELECT {self.s}.mr_settle(%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    tenant,
+                    attempt_id,
+                    actual,
+                    estimated,
+                    now,
+                    [b.window for b in ordered],
+                    [b.label for b in ordered],
+                ),
             )
             row = await cur.fetchone()
-            if row is not None and row[0] == "settled":
-                return False
-            if row is not None and row[0] == "held":
-                await self._release(conn, tenant, buckets_from_json(row[2]), row[1])
-            for b in sorted(buckets, key=lambda b: (b.window, b.label)):
-                await conn.execute(
-                    f"UPDATE {self.s}.budget_counters SET spent = spent + %s "
-                    "WHERE tenant=%s AND win=%s AND label=%s",
-                    (actual, tenant, b.window, b.label),
-                )
-            await conn.execute(
-                f"INSERT INTO {self.s}.reservations (tenant, attempt_id, amount, created_at, "
-                "buckets, state, closed_at, actual, estimated) "
-                "VALUES (%s, %s, 0, %s, '[]', 'settled', %s, %s, %s) "
-                "ON CONFLICT (tenant, attempt_id) DO UPDATE SET state = 'settled', "
-                "closed_at = excluded.closed_at, actual = excluded.actual, "
-                "estimated = excluded.estimated",
-                (tenant, attempt_id, now, now, actual, estimated),
-            )
-            return True
+            return bool(row[0]) if row else False
 
-        return await self.db.transaction("settle", work)
+        return await self.db.run("settle", work)
 
     async def reap(self, cutoff: float, limit: int, now: float) -> int:
         async def work(conn: psycopg.AsyncConnection[Any]) -> int:
