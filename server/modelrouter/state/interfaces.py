@@ -2,7 +2,8 @@
 
 ``HotState`` keeps small, contended, shared counters: budget spend and reservations per
 tenant and window, and the adaptive policy's per-model statistics. Every operation is
-atomic in every backend, so several replicas may share one store.
+atomic in every backend, so several replicas may share one store (except `memory`, which
+lives in one process and is shared with nothing).
 
 ``DecisionLog`` is the durable record of routing decisions and the feedback on them. A
 write that returns has been committed; callers acknowledge only after it returns.
