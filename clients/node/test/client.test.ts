@@ -4,7 +4,10 @@
  * missing, enums as bare numbers or prefixed names, int64 as Long.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 
 import { toJson } from "@bufbuild/protobuf";
 
@@ -51,7 +54,7 @@ test("listModels returns typed models with zero values, enum names and task keys
   assert.equal(TaskType[TaskType.CODE].toLowerCase(), "code");
   assert.equal(mini.inputPriceUsdPerMtok, 0.1);
   assert.equal(large.contextWindowTokens, 1_000_000);
-  assert.deepEqual(large.capabilities, ["chat", "code", "long_context"]);
+  assert.deepEqual(large.capabilities, ["chat", "code", "long_context", "tools"]);
   // Proto JSON uses the proto's own enum names, as grpcurl and the Python CLI do.
   const json = toJson(ModelSchema, mini) as Record<string, unknown>;
   assert.equal(json.maxComplexity, "COMPLEXITY_MODERATE");
@@ -82,9 +85,10 @@ test("classify returns complexity and task type as enums", async () => {
 test("route chooses the cheapest model, and a camelCase constraint changes the choice", async () => {
   const cheap = await client.route("What is the capital of France?");
   assert.equal(cheap.selected?.model, "fake-mini");
+  // Route offers models this server cannot call (no key here), for callers with their own.
   assert.deepEqual(
     cheap.fallbacks.map((c) => c.model),
-    ["fake-large"],
+    ["fake-large", "keyless-model"],
   );
   assert.match(cheap.decisionId, /^[0-9a-f-]{36}$/);
   assert.ok(cheap.estimatedInputTokens > 0);
@@ -98,7 +102,10 @@ test("route chooses the cheapest model, and a camelCase constraint changes the c
     { minQuality: 0.8 },
   );
   assert.equal(strong.selected?.model, "fake-large");
-  assert.deepEqual(strong.fallbacks, []);
+  assert.deepEqual(
+    strong.fallbacks.map((c) => c.model),
+    ["keyless-model"],
+  );
 });
 
 test("a snake_case option is refused before any call instead of being silently dropped", async () => {
@@ -112,7 +119,7 @@ test("a snake_case option is refused before any call instead of being silently d
   });
   await assert.rejects(
     client.route([{ role: "robot" as "user", content: "hi" }]),
-    /unknown role "robot"; valid: system, user, assistant/,
+    /unknown role "robot"; valid: system, user, assistant, tool/,
   );
   assert.equal(server.upstream.requests.length, before);
 });
@@ -239,17 +246,19 @@ test("a deadline shorter than the upstream's answer is DEADLINE_EXCEEDED and fre
   await withTimeout(server.upstream.waitForHangups(hangupsBefore + 1), 3_000, "upstream hang-up");
 });
 
-test("submitFeedback records once per source and reports repeats as duplicates", async () => {
+test("submitFeedback reports a repeat from the same source as a duplicate", async () => {
   const decision = await client.route("What is 2 + 2?");
   const first = await client.submitFeedback(decision.decisionId, 0.9, { source: "node-test" });
   assert.equal(first.decisionId, decision.decisionId);
   assert.equal(first.duplicate, false); // present, not missing
-  const again = await client.submitFeedback(decision.decisionId, 0.1, {
-    source: "node-test",
-    success: false,
-    comment: "changed my mind",
-  });
+  const again = await client.submitFeedback(decision.decisionId, 0.9, { source: "node-test" });
   assert.equal(again.duplicate, true);
+  const other = await client.submitFeedback(decision.decisionId, 0.2, {
+    source: "another-judge",
+    success: false,
+    comment: "wrong unit",
+  });
+  assert.equal(other.duplicate, false);
 });
 
 test("getUsage is per tenant: no budget for acme, the day window for broke", async () => {
@@ -300,6 +309,78 @@ test("the API key is sent as `authorization: Bearer <key>` on every call", async
     anonymous.close();
   }
 });
+
+test("examples/route-then-call routes, calls the provider itself and records feedback", async () => {
+  const before = server.upstream.requests.length;
+  const { stdout } = await runExample("route-then-call", ["What is the capital of France?"], {
+    OPENAI_BASE_URL: server.upstream.baseUrl,
+    OPENAI_API_KEY: "sk-example",
+  });
+  assert.match(stdout, /answered by fake-mini \(fake-mini-2025\):\nHello, world/);
+  assert.match(stdout, /feedback recorded\n/);
+  const direct = server.upstream.requests.slice(before);
+  assert.equal(direct.length, 1);
+  assert.equal(direct[0]?.headers.authorization, "Bearer sk-example");
+});
+
+test("examples/streaming-chat streams each answer with the conversation so far", async () => {
+  server.upstream.enqueue(
+    { kind: "stream", pieces: ["Hi ", "there."] },
+    { kind: "stream", pieces: ["Still ", "here."] },
+  );
+  const before = server.upstream.requests.length;
+  const { stdout } = await runExample("streaming-chat", [], {}, "Hello?\nAre you there?\n");
+  assert.match(stdout, /Hi there\.\n\[fake-mini: \d+ in, 2 out, \$\d+\.\d{6}\]/);
+  assert.match(stdout, /Still here\./);
+  const second = server.upstream.requests[before + 1];
+  assert.deepEqual(
+    second?.body.messages.map((m) => [m.role, m.content]),
+    [
+      ["system", "You are a helpful, concise assistant."],
+      ["user", "Hello?"],
+      ["assistant", "Hi there."],
+      ["user", "Are you there?"],
+    ],
+  );
+});
+
+test("examples/tool-calling runs the tool the model calls and sends the result back", async () => {
+  server.upstream.enqueue(
+    {
+      kind: "completion",
+      text: "",
+      toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' }],
+    },
+    { kind: "completion", text: "Yes: light rain in Paris." },
+  );
+  const before = server.upstream.requests.length;
+  const { stdout } = await runExample("tool-calling", ["Umbrella in Paris?"]);
+  assert.match(stdout, /tool get_weather\(\{"city":"Paris"\}\) -> \{"city":"Paris",/);
+  assert.match(stdout, /Yes: light rain in Paris\.\n\[fake-mini, 2 round\(s\)/);
+  const [first, second] = server.upstream.requests.slice(before);
+  assert.equal(first?.body.tools?.[0]?.function.name, "get_weather");
+  const [, assistant, tool] = second?.body.messages ?? [];
+  assert.equal(assistant?.tool_calls?.[0]?.id, "call_1");
+  assert.equal(tool?.role, "tool");
+  assert.equal(tool?.tool_call_id, "call_1");
+  assert.match(tool?.content ?? "", /light rain/);
+});
+
+/** Runs dist/examples/<name>.js against the test server; rejects on a non-zero exit. */
+async function runExample(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+  stdin = "",
+): Promise<{ stdout: string; stderr: string }> {
+  const script = fileURLToPath(new URL(`../examples/${name}.js`, import.meta.url));
+  const child = promisify(execFile)(process.execPath, [script, ...args], {
+    env: { ...process.env, MODELROUTER_TARGET: server.target, MODELROUTER_API_KEY: ACME_KEY, ...env },
+    timeout: 20_000,
+  });
+  child.child.stdin?.end(stdin);
+  return child;
+}
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -75,13 +75,14 @@ test("an empty conversation is INVALID_ARGUMENT naming `messages`", async () => 
 });
 
 test("constraints no model meets are FAILED_PRECONDITION with a PreconditionFailure", async () => {
-  const error = await failure(client.route("hi", { requiredCapabilities: ["vision"] }));
+  const error = await failure(client.route("hi", { requiredCapabilities: ["audio"] }));
   assert.equal(error.codeName, "FAILED_PRECONDITION");
   const [violation] = error.details.preconditionFailure?.violations ?? [];
   assert.equal(violation?.type, "NO_ELIGIBLE_MODEL");
-  assert.equal(violation?.subject, "required_capabilities");
+  assert.equal(violation?.subject, "constraints.required_capabilities");
+  assert.match(violation?.description ?? "", /audio/);
   assertErrorInfo(error, "NO_ELIGIBLE_MODEL");
-  assert.equal(error.details.errorInfo?.metadata.constraint, "required_capabilities");
+  assert.equal(error.details.errorInfo?.metadata.constraint, "constraints.required_capabilities");
 });
 
 test("an unknown model in GetModel is NOT_FOUND with a ResourceInfo", async () => {

@@ -10,10 +10,11 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** A whole JSON answer. */
+/** A whole JSON answer: text, or tool calls (then finish_reason is "tool_calls"). */
 export interface Completion {
   kind: "completion";
   text: string;
+  toolCalls?: { id: string; name: string; arguments: string }[];
   promptTokens?: number;
   completionTokens?: number;
   delayMs?: number;
@@ -53,7 +54,13 @@ export interface RecordedRequest {
   body: {
     model: string;
     stream?: boolean;
-    messages: { role: string; content: string }[];
+    messages: {
+      role: string;
+      content: string | null;
+      tool_call_id?: string;
+      tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[];
+    }[];
+    tools?: { type: string; function: { name: string; description?: string; parameters?: object } }[];
     max_tokens?: number;
     max_completion_tokens?: number;
     temperature?: number;
@@ -176,6 +183,11 @@ function sendJson(
 function completion(model: string, reply: Completion) {
   const prompt = reply.promptTokens ?? 11;
   const output = reply.completionTokens ?? 7;
+  const toolCalls = reply.toolCalls?.map((call) => ({
+    id: call.id,
+    type: "function",
+    function: { name: call.name, arguments: call.arguments },
+  }));
   return {
     id: "chatcmpl-node",
     object: "chat.completion",
@@ -184,8 +196,10 @@ function completion(model: string, reply: Completion) {
     choices: [
       {
         index: 0,
-        message: { role: "assistant", content: reply.text },
-        finish_reason: "stop",
+        message: toolCalls
+          ? { role: "assistant", content: reply.text || null, tool_calls: toolCalls }
+          : { role: "assistant", content: reply.text },
+        finish_reason: toolCalls ? "tool_calls" : "stop",
         logprobs: null,
       },
     ],

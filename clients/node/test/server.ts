@@ -70,8 +70,9 @@ async function freePort(): Promise<number> {
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /**
- * Two models on the fake upstream (a cheap one and a strong one) and one whose provider has
- * no API key, so ListModels reports it unavailable.
+ * Two models on the fake upstream (a cheap one and a strong one) and a costly one whose
+ * provider has no API key: ListModels reports it unavailable and Execute never calls it, but
+ * Route still offers it (last, as the dearest) for callers that hold their own keys.
  */
 function config(upstreamUrl: string): string {
   return `
@@ -124,7 +125,7 @@ context_window_tokens = 128000
 typical_latency_ms = 300
 quality = 0.6
 max_complexity = "moderate"
-capabilities = ["chat", "code"]
+capabilities = ["chat", "code", "tools"]
 
 [[models]]
 name = "fake-large"
@@ -136,15 +137,15 @@ context_window_tokens = 1000000
 typical_latency_ms = 900
 quality = 0.9
 max_complexity = "expert"
-capabilities = ["chat", "code", "long_context"]
+capabilities = ["chat", "code", "long_context", "tools"]
 quality_by_task = { code = 0.95 }
 
 [[models]]
 name = "keyless-model"
 provider = "keyless"
 upstream_model = "keyless"
-input_price_usd_per_mtok = 0.01
-output_price_usd_per_mtok = 0.01
+input_price_usd_per_mtok = 50.0
+output_price_usd_per_mtok = 100.0
 context_window_tokens = 8192
 typical_latency_ms = 100
 quality = 0.99
