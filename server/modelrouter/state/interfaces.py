@@ -290,6 +290,12 @@ class DecisionLog(abc.ABC):
     def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         """Every decision that has feedback, oldest first, with its (one) feedback."""
 
+    @abc.abstractmethod
+    async def recent(self, tenant: str | None, limit: int) -> list[DecisionRecord]:
+        """The ``limit`` most recent decisions, newest first: ``tenant``'s only, or every
+        tenant's with ``None``. Served by the ``(tenant, created_at)`` and ``created_at``
+        indexes; the dashboard's "recent decisions"."""
+
 
 def candidates_to_json(candidates: Sequence[CandidateRecord]) -> list[dict[str, object]]:
     return [

@@ -213,6 +213,18 @@ class MemoryDecisionLog(DecisionLog):
             self._forget(decision_id)
         return min(len(old), limit)
 
+    async def recent(self, tenant: str | None, limit: int) -> list[DecisionRecord]:
+        # Newest last in insertion order (decisions are recorded as they are made); walk
+        # backwards so the cost is bounded by what is skipped, not by the whole log.
+        found: list[DecisionRecord] = []
+        for decision in reversed(self._decisions.values()):
+            if len(found) >= limit:
+                break
+            if tenant is None or decision.tenant == tenant:
+                found.append(decision)
+        found.sort(key=lambda d: d.created_at, reverse=True)
+        return found
+
     async def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         rows = sorted(
             (d for d in self._decisions.values() if d.decision_id in self._feedback),

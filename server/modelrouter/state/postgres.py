@@ -507,6 +507,20 @@ class PostgresDecisionLog(OwnsDatabase, DecisionLog):
 
         return await self.db.transaction("sweep", work)
 
+    async def recent(self, tenant: str | None, limit: int) -> list[DecisionRecord]:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[DecisionRecord]:
+            where, params = "", (limit,)
+            if tenant is not None:
+                where, params = "WHERE tenant=%s ", (tenant, limit)
+            cur = await conn.execute(
+                f"SELECT {DECISION_COLUMNS} FROM {self.s}.decisions {where}"
+                "ORDER BY created_at DESC LIMIT %s",
+                params,
+            )
+            return [decision_from_row(row) for row in await cur.fetchall()]
+
+        return await self.db.run("recent", work)
+
     async def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[ExportRow]:
             where = f"WHERE decision_id IN (SELECT decision_id FROM {self.s}.feedback)"

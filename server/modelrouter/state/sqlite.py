@@ -396,6 +396,20 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
 
         return await self.db.transaction("sweep", work)
 
+    async def recent(self, tenant: str | None, limit: int) -> list[DecisionRecord]:
+        def work(conn: sqlite3.Connection) -> list[DecisionRecord]:
+            where, params = "", (limit,)
+            if tenant is not None:
+                where, params = "WHERE tenant=? ", (tenant, limit)
+            rows = conn.execute(
+                f"SELECT {DECISION_COLUMNS} FROM decisions {where}"
+                "ORDER BY created_at DESC LIMIT ?",
+                params,
+            ).fetchall()
+            return [decision_from_row(row) for row in rows]
+
+        return await self.db.run("recent", work)
+
     async def export(self, tenant: str | None = None) -> AsyncIterator[ExportRow]:
         def work(conn: sqlite3.Connection) -> list[ExportRow]:
             where = "WHERE d.decision_id IN (SELECT decision_id FROM feedback)"
