@@ -509,9 +509,9 @@ class PostgresDecisionLog(OwnsDatabase, DecisionLog):
 
     async def recent(self, tenant: str | None, limit: int) -> list[DecisionRecord]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[DecisionRecord]:
-            where, params = "", (limit,)
+            where, params = "", list[object]([limit])
             if tenant is not None:
-                where, params = "WHERE tenant=%s ", (tenant, limit)
+                where, params = "WHERE tenant=%s ", [tenant, limit]
             cur = await conn.execute(
                 f"SELECT {DECISION_COLUMNS} FROM {self.s}.decisions {where}"
                 "ORDER BY created_at DESC LIMIT %s",

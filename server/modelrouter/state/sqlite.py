@@ -398,9 +398,9 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
 
     async def recent(self, tenant: str | None, limit: int) -> list[DecisionRecord]:
         def work(conn: sqlite3.Connection) -> list[DecisionRecord]:
-            where, params = "", (limit,)
+            where, params = "", list[object]([limit])
             if tenant is not None:
-                where, params = "WHERE tenant=? ", (tenant, limit)
+                where, params = "WHERE tenant=? ", [tenant, limit]
             rows = conn.execute(
                 f"SELECT {DECISION_COLUMNS} FROM decisions {where}"
                 "ORDER BY created_at DESC LIMIT ?",
