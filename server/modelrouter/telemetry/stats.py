@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..decision import Candidate, Selection
+from .timeline import Timeline
 
 #: The calls that handle a request; catalog and admin calls are not counted.
 REQUEST_METHODS = ("Classify", "Route", "Execute", "ExecuteStream")
@@ -129,6 +130,8 @@ class Stats:
         self.strongest_estimated_cost_usd = 0.0
         self.fallbacks = 0
         self.retries = 0
+        #: Recent traffic per minute (the dashboard's charts).
+        self.timeline = Timeline()
 
     def _model(self, name: str) -> ModelStats:
         stats = self._models.get(name)
@@ -145,6 +148,10 @@ class Stats:
             stats = self._tenants[tenant] = Stats(self._clock, per_tenant=False)
             stats.started_at = self.started_at
         return stats
+
+    def tenants(self) -> list[str]:
+        """The tenants seen so far, sorted."""
+        return sorted(self._tenants or ())
 
     def _and_tenant(self, tenant: str) -> tuple[Stats, ...]:
         if self._tenants is None:
@@ -168,12 +175,16 @@ class Stats:
             return
         stats.requests += 1
         stats.latency.add(latency_ms)
+        bucket = self.timeline.at(self._clock())
+        bucket.requests += 1
         if outcome == "ok":
             stats.succeeded += 1
         elif outcome == "client_error":
             stats.client_errors += 1
+            bucket.client_errors += 1
         else:
             stats.server_errors += 1
+            bucket.server_errors += 1
 
     def record_decision(self, selection: Selection, tenant: str = "default") -> None:
         """A request was routed (by Route, Execute or ExecuteStream)."""
@@ -187,6 +198,9 @@ class Stats:
         self._model(selected.model.name).selected += 1
         self.estimated_cost_usd += selected.estimated_cost_usd
         self.strongest_estimated_cost_usd += strongest_cost_usd
+        bucket = self.timeline.at(self._clock())
+        bucket.estimated_cost_usd += selected.estimated_cost_usd
+        bucket.strongest_estimated_cost_usd += strongest_cost_usd
 
     def record_attempt(
         self,
@@ -218,6 +232,9 @@ class Stats:
         self.cost_usd += cost_usd
         self.fallbacks += fallback
         self.retries += retry
+        bucket = self.timeline.at(self._clock())
+        bucket.cost_usd += cost_usd
+        bucket.fallbacks += fallback
 
     def record_execution(self, answered_by: str, tenant: str = "default") -> None:
         """An execution ended; ``answered_by`` is empty when every attempt failed."""
