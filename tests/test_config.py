@@ -307,7 +307,4 @@ def test_no_module_reads_the_environment_behind_its_back():
         for path in (root / folder).rglob("*.py")
         if re.search(r"os\.environ(?!\.setdefault)|os\.getenv", path.read_text("utf-8"))
     }
-    # server.py hands os.environ to the catalog and telemetry until its read moves to
-    # Environment (issue 10, the pipeline refactor owns that file).
-    pending = {"server/modelrouter/server.py"}
-    assert readers - pending == {"server/modelrouter/config/environment.py"}
+    assert readers == {"server/modelrouter/config/environment.py"}

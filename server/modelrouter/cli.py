@@ -143,9 +143,9 @@ def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
     )
     feedback.set_defaults(run=_feedback)
 
+    from .admin import add_commands as add_state_commands
     from .config.commands import add_commands as add_config_commands
     from .learning.commands import add_commands as add_learning_commands
-    from .admin import add_commands as add_state_commands
 
     add_config_commands(commands)
     add_state_commands(commands)
@@ -222,8 +222,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     if args.workers > 1:
-        from .config import load_config
         from .admin import run_workers
+        from .config import load_config
 
         # Checked here, once: each worker would otherwise fail (or worse, run) on its own.
         load_config(args.config).check_workers(args.workers)

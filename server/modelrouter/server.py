@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -94,11 +93,10 @@ async def create_server(
     """Build every service once, wire the pipeline, and start serving on ``host:port``.
 
     ``port=0`` picks a free port (read it from the result). ``plugins`` adds plugin
-    objects on top of the installed entry points; ``environ`` replaces ``os.environ`` for
-    reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and ``meter_provider``
+    objects on top of the installed entry points; ``environ`` replaces the process
+    environment for reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and ``meter_provider``
     replace the exporters ``[telemetry]`` would build (tests pass in-memory ones).
     """
-    environ = os.environ if environ is None else environ
     host = host or config.server.host
     authenticator = Authenticator(config.state.auth)
     credentials = server_credentials(config.state.auth)

@@ -138,7 +138,7 @@ class Select:
                 )
         explored = False
         if adaptive.enabled_for(tenant) and len(selection.candidates) > 1:
-            choice = await adaptive.choose(classification, selection.candidates)
+            choice = await adaptive.choose(classification, selection.candidates, tenant)
             explored = choice.explored
             rest = tuple(c for c in selection.candidates if c is not choice.candidate)
             selection = dataclasses.replace(selection, selected=choice.candidate, fallbacks=rest)

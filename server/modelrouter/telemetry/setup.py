@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from ..config.environment import Environment
 from ..config import TelemetryConfig
 from ..errors import ConfigError
 from .metrics import views
@@ -48,11 +49,14 @@ class ResolvedTelemetry:
     disabled: bool = False
 
 
-def resolve(config: TelemetryConfig, environ: Mapping[str, str]) -> ResolvedTelemetry:
-    """Apply the ``OTEL_*`` variables of ``environ`` on top of ``config``."""
+def resolve(config: TelemetryConfig, environ: Mapping[str, str] | None) -> ResolvedTelemetry:
+    """Apply the ``OTEL_*`` variables of ``environ`` (``None``: the process's) on top of
+    ``config``."""
+
+    variables = Environment(environ)
 
     def env(name: str) -> str | None:
-        value = environ.get(name, "").strip()
+        value = (variables.get(name) or "").strip()
         return value or None
 
     def flag(name: str) -> bool | None:
@@ -186,7 +190,7 @@ class Providers:
         self._closers.clear()
 
 
-def build_providers(config: TelemetryConfig, environ: Mapping[str, str]) -> Providers:
+def build_providers(config: TelemetryConfig, environ: Mapping[str, str] | None) -> Providers:
     """Providers exporting where ``config`` and ``environ`` say; none when nothing is asked."""
     settings = resolve(config, environ)
     if settings.disabled:
