@@ -8,11 +8,41 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import brier, ece
 from .dataset import RoutingDataset
 from .metrics import aiq, apgr, cpt
 from .sweep import SweepResult, sweep
 
-__all__ = ["EvalReport", "RouterResult", "evaluate", "format_report"]
+__all__ = ["CalibrationScores", "EvalReport", "RouterResult", "evaluate", "format_report"]
+
+
+@dataclass(frozen=True)
+class CalibrationScores:
+    """How well a router's predicted qualities work as P(adequate) on the test prompts.
+
+    The outcome is "the model's quality on the prompt is >= 0.5". ``per_model`` maps each model
+    to ``{"ece": ..., "brier": ...}``; ``ece``/``brier`` pool all (prompt, model) pairs.
+    ``predicted`` is kept (shape (prompts, models)) for reliability plots.
+    """
+
+    ece: float
+    brier: float
+    per_model: dict[str, dict[str, float]]
+    predicted: np.ndarray
+    outcome: np.ndarray
+
+
+def calibration_scores(
+    predicted: np.ndarray, quality: np.ndarray, models: Sequence[str], bins: int = 10
+) -> CalibrationScores:
+    """ECE and Brier of ``predicted`` (clipped to [0, 1]) against ``quality >= 0.5``."""
+    p = np.clip(np.asarray(predicted, dtype=np.float64), 0.0, 1.0)
+    y = (np.asarray(quality) >= 0.5).astype(np.float64)
+    per_model = {
+        m: {"ece": ece(p[:, j], y[:, j], bins), "brier": brier(p[:, j], y[:, j])}
+        for j, m in enumerate(models)
+    }
+    return CalibrationScores(ece(p, y, bins), brier(p, y), per_model, p, y)
 
 
 @dataclass(frozen=True)
@@ -24,6 +54,8 @@ class RouterResult:
     aiq: float
     #: APGR, CPT(50%), CPT(80%) when the data has exactly two models.
     pair: dict[str, float] = field(default_factory=dict)
+    #: ECE and Brier of the predicted qualities read as P(adequate).
+    calibration: CalibrationScores | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,8 @@ class EvalReport:
     oracle: RouterResult
     strong: str | None = None
     weak: str | None = None
+    #: ECE/Brier of the zero router read as a predictor: each model's training success rate.
+    zero_calibration: CalibrationScores | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary: ``aiq`` holds router/zero/oracle and every router and model."""
@@ -68,6 +102,13 @@ class EvalReport:
                 r.name: {"cost": r.sweep.costs.tolist(), "quality": r.sweep.qualities.tolist()}
                 for r in [*self.routers, self.oracle]
             },
+        }
+        scored = [(r.name, r.calibration) for r in [*self.routers, self.oracle]]
+        scored.append(("zero", self.zero_calibration))
+        out["calibration"] = {
+            name: {"ece": cal.ece, "brier": cal.brier, "models": cal.per_model}
+            for name, cal in scored
+            if cal is not None
         }
         if self.strong is not None:
             out["pair"] = {
@@ -105,10 +146,13 @@ def evaluate(
     if tuple(train.models) != tuple(test.models):
         raise ValueError("train and test data must name the same models in the same order")
     sweeps: list[tuple[str, SweepResult]] = []
+    calibrations: list[CalibrationScores] = []
     for router in [*routers, OracleRouter()]:
         router.fit(train)
         pred = router.predict(test)
         sweeps.append((router.name, sweep(pred.quality, pred.cost, test.quality, test.cost, knob)))
+        calibrations.append(calibration_scores(pred.quality, test.quality, test.models))
+    base_rate = np.tile((train.quality >= 0.5).mean(axis=0), (len(test), 1))
     single_cost = test.cost.mean(axis=0)
     single_quality = test.quality.mean(axis=0)
     max_cost = max(float(single_cost.max()), *(float(s.costs.max()) for _, s in sweeps))
@@ -123,7 +167,7 @@ def evaluate(
         s_idx = int(np.argmax(single_quality))
         strong, weak = test.models[s_idx], test.models[1 - s_idx]
     results = []
-    for name, result in sweeps:
+    for (name, result), cal in zip(sweeps, calibrations, strict=True):
         pair = (
             _pair_metrics(
                 result, s_idx, float(single_quality[1 - s_idx]), float(single_quality[s_idx])
@@ -132,7 +176,7 @@ def evaluate(
             else {}
         )
         results.append(
-            RouterResult(name, result, aiq(result.costs, result.qualities, max_cost), pair)
+            RouterResult(name, result, aiq(result.costs, result.qualities, max_cost), pair, cal)
         )
     return EvalReport(
         test_prompts=len(test),
@@ -148,6 +192,7 @@ def evaluate(
         oracle=results[-1],
         strong=strong,
         weak=weak,
+        zero_calibration=calibration_scores(base_rate, test.quality, test.models),
     )
 
 
@@ -157,16 +202,37 @@ def format_report(report: EvalReport) -> str:
         f"train prompts: {report.train_prompts}  test prompts: {report.test_prompts}  "
         f"knob: {report.knob}  max cost: {report.max_cost:.3g} USD",
         "",
-        f"{'router / model':44s} {'AIQ':>7s}",
+        f"{'router / model':44s} {'AIQ':>7s} {'ECE':>7s} {'Brier':>7s}",
     ]
+
+    def cal(c: CalibrationScores | None) -> str:
+        return f" {c.ece:7.4f} {c.brier:7.4f}" if c is not None else ""
+
     for r in report.routers:
-        lines.append(f"{'router ' + r.name:44s} {r.aiq:7.4f}")
-    lines.append(f"{'zero router (hull of single models)':44s} {report.zero_aiq:7.4f}")
-    lines.append(f"{'oracle':44s} {report.oracle.aiq:7.4f}")
+        lines.append(f"{'router ' + r.name:44s} {r.aiq:7.4f}{cal(r.calibration)}")
+    lines.append(
+        f"{'zero router (hull of single models)':44s} {report.zero_aiq:7.4f}"
+        f"{cal(report.zero_calibration)}"
+    )
+    lines.append(f"{'oracle':44s} {report.oracle.aiq:7.4f}{cal(report.oracle.calibration)}")
     for m, c, q in zip(report.models, report.single_cost, report.single_quality, strict=True):
         lines.append(
             f"{'  ' + m:44s} {report.single_aiq[m]:7.4f}   quality {q:.3f}  cost {c:.3g} USD"
         )
+    shown = [(f"router {r.name}", r.calibration) for r in report.routers]
+    shown.append(("zero (training success rate)", report.zero_calibration))
+    lines += ["", "P(adequate) per model, ECE / Brier (adequate: quality >= 0.5):"]
+    width = max(len(m) for m in report.models) + 2
+    lines.append(f"{'model':{width}s}" + "".join(f" {name[:22]:>22s}" for name, _ in shown))
+    for m in report.models:
+        row = f"{m:{width}s}"
+        for _, c in shown:
+            row += (
+                f" {c.per_model[m]['ece']:10.4f} / {c.per_model[m]['brier']:7.4f}"
+                if c is not None
+                else f" {'':>22s}"
+            )
+        lines.append(row)
     if report.strong is not None:
         lines += [
             "",

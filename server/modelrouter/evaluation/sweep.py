@@ -71,11 +71,12 @@ def _points(
     quality: np.ndarray,
     cost: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = np.arange(quality.shape[0])
+    picked = np.stack(choices)  # (knob values, prompts)
+    rows = np.arange(quality.shape[0])[None, :]
     m = quality.shape[1]
-    costs = np.array([cost[rows, c].mean() for c in choices])
-    quals = np.array([quality[rows, c].mean() for c in choices])
-    shares = np.array([np.bincount(c, minlength=m) / len(c) for c in choices])
+    costs = cost[rows, picked].mean(axis=1)
+    quals = quality[rows, picked].mean(axis=1)
+    shares = (picked[:, :, None] == np.arange(m)).mean(axis=1)
     return costs, quals, shares
 
 

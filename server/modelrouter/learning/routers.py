@@ -5,7 +5,8 @@ prompt, each model's expected quality and cost. Turning predictions into choices
 willingness-to-pay or a quality floor) is the same for all of them and lives in
 :mod:`modelrouter.evaluation.sweep`.
 
-* ``learned``: :class:`~modelrouter.learning.quality_model.QualityModel` on embeddings.
+* ``learned``: :class:`~modelrouter.learning.quality_model.QualityModel` on embeddings
+  (``learned-raw``: uncalibrated; ``learned-mlp``: with the multi-task MLP head).
 * ``length``: per-model mean quality and cost within prompt-length deciles.
 * ``knn``: mean quality and cost of the k most similar training prompts (cosine).
 * ``oracle``: the true test quality and cost (an upper bound, not a router).
@@ -139,11 +140,20 @@ class LearnedRouter:
     name = "learned"
 
     def __init__(
-        self, embedder: Embedder, c: float | None = None, model: QualityModel | None = None
+        self,
+        embedder: Embedder,
+        c: float | None = None,
+        model: QualityModel | None = None,
+        calibration: str | None = "auto",
+        mlp_hidden: int | None = None,
+        name: str = "learned",
     ) -> None:
         self.embedder = embedder
         self.c = c
         self.model = model
+        self.calibration = calibration
+        self.mlp_hidden = mlp_hidden
+        self.name = name
 
     def fit(self, train: RoutingDataset) -> None:
         if self.model is not None:
@@ -159,6 +169,8 @@ class LearnedRouter:
             train.models,
             self.embedder.name,
             c=self.c,
+            calibration=self.calibration,
+            mlp_hidden=self.mlp_hidden,
         )
 
     def predict(self, test: RoutingDataset) -> Predictions:
@@ -170,13 +182,25 @@ class LearnedRouter:
         return Predictions(quality[:, order], cost[:, order])
 
 
-ROUTERS = ("learned", "length", "knn", "oracle")
+ROUTERS = ("learned", "learned-mlp", "learned-raw", "length", "knn", "oracle")
+
+#: Hidden units of the multi-task MLP head of ``learned-mlp``.
+MLP_HIDDEN = 64
 
 
 def make_router(name: str, embedder: Embedder) -> OfflineRouter:
-    """Build a router by name (one of ``ROUTERS``)."""
+    """Build a router by name (one of ``ROUTERS``).
+
+    ``learned`` is calibrated (isotonic, or Platt under 1,000 held-out prompts);
+    ``learned-raw`` is the same heads refitted on all the training data without calibration;
+    ``learned-mlp`` adds the multi-task MLP head.
+    """
     if name == "learned":
         return LearnedRouter(embedder)
+    if name == "learned-raw":
+        return LearnedRouter(embedder, calibration=None, name=name)
+    if name == "learned-mlp":
+        return LearnedRouter(embedder, mlp_hidden=MLP_HIDDEN, name=name)
     if name == "length":
         return LengthRouter()
     if name == "knn":
