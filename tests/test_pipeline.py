@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import ClassVar
 
 import grpc
 import pytest
@@ -27,7 +28,7 @@ class CountingClassifier(Classifier):
     """Says SIMPLE chat for everything and counts how often it was asked, per prompt."""
 
     name = "counting"
-    calls: Counter[str] = Counter()
+    calls: ClassVar[Counter[str]] = Counter()
 
     async def classify(self, request: RoutingRequest) -> Classification:
         self.calls[request.prompt] += 1

@@ -83,17 +83,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def run_workers(
-    workers: int, config_path: str | None, host: str | None, port: int | None, log_level: str
+    workers: int, config_path: str | None, log_level: str, options: dict[str, Any]
 ) -> int:
     """Run ``workers`` server processes on one port (SO_REUSEPORT); the kernel spreads
     connections across them. They share state only through the configured backends, so
-    use redis/postgres (or sqlite on one host) rather than memory. Stops them all on
-    SIGTERM or SIGINT."""
+    use redis/postgres (or sqlite on one host) rather than memory. ``options`` go to each
+    worker's ``create_server``. Stops them all on SIGTERM or SIGINT."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(
-            target=_worker, args=(config_path, host, port, log_level), name=f"worker-{i}"
-        )
+        context.Process(target=_worker, args=(config_path, log_level, options), name=f"worker-{i}")
         for i in range(workers)
     ]
     for process in processes:
@@ -111,7 +109,7 @@ def run_workers(
     return max((abs(p.exitcode or 0) for p in processes), default=0)
 
 
-def _worker(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
+def _worker(config_path: str | None, log_level: str, options: dict[str, Any]) -> None:
     import logging
 
     from .server import serve
@@ -120,4 +118,4 @@ def _worker(config_path: str | None, host: str | None, port: int | None, log_lev
         level=log_level.upper(),
         format=f"%(asctime)s %(levelname)s [{os.getpid()}] %(name)s: %(message)s",
     )
-    serve(config_path, host=host, port=port, reuse_port=True)
+    serve(config_path, reuse_port=True, **options)

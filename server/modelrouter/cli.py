@@ -99,6 +99,12 @@ def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
         default=1,
         help="processes sharing the port (state via [storage])",
     )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept unauthenticated callers on a non-loopback address "
+        "(like [auth] allow_unauthenticated = true)",
+    )
     serve.set_defaults(run=_serve)
 
     for name, help_text, run in (
@@ -221,6 +227,7 @@ def _print(args: argparse.Namespace, message: Any, text: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
+    options = {"host": args.host, "port": args.port, "insecure": args.insecure}
     if args.workers > 1:
         from .admin import run_workers
         from .config import load_config
@@ -228,11 +235,11 @@ def _serve(args: argparse.Namespace) -> int:
         # Checked here, once: each worker would otherwise fail (or worse, run) on its own.
         load_config(args.config).check_workers(args.workers)
 
-        return run_workers(args.workers, args.config, args.host, args.port, args.log_level)
+        return run_workers(args.workers, args.config, args.log_level, options)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    serve(args.config, host=args.host, port=args.port)
+    serve(args.config, **options)
     return 0
 
 

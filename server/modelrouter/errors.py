@@ -157,6 +157,23 @@ class QuotaExceeded(BudgetExhausted):
         RouterError.__init__(self, detail)
 
 
+class RateLimited(RouterError):
+    """A tenant sent requests faster than ``[limits] tenant_requests_per_second`` allows
+    (maps to RESOURCE_EXHAUSTED with a RetryInfo)."""
+
+    def __init__(self, tenant: str, rate: float, retry_after_s: float) -> None:
+        self.tenant, self.rate, self.retry_after_s = tenant, rate, retry_after_s
+        super().__init__(
+            f"tenant {tenant!r} exceeded {rate:g} requests per second; "
+            f"retry in {retry_after_s:.3f} s"
+        )
+
+
+class StreamStalled(RouterError):
+    """The caller stopped reading a stream for longer than
+    ``[execution] stream_idle_timeout_s`` (maps to DEADLINE_EXCEEDED)."""
+
+
 class Unauthenticated(RouterError):
     """The call carries no valid API key (maps to UNAUTHENTICATED)."""
 
@@ -195,6 +212,8 @@ CLIENT_ERRORS: tuple[type[RouterError], ...] = (
     NoEligibleModel,
     ModelUnavailable,
     BudgetExhausted,
+    RateLimited,
+    StreamStalled,
     Unauthenticated,
     ConfigError,
 )

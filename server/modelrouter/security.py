@@ -8,13 +8,14 @@ reflection are separate services and never ask for a key.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import grpc
 
 from .config import AuthConfig
-from .errors import ConfigError, Unauthenticated
+from .errors import ConfigError, RateLimited, Unauthenticated
 
 DEFAULT_TENANT = "default"
 
@@ -80,3 +81,30 @@ def server_credentials(config: AuthConfig) -> grpc.ServerCredentials | None:
         root_certificates=read("tls_client_ca_file", client_ca) if client_ca else None,
         require_client_auth=client_ca is not None,
     )
+
+
+class RateLimiter:
+    """A token bucket per tenant: ``rate`` requests per second on average, bursts of up to
+    ``burst``. Kept in this process (per replica), so admitting a call costs no round trip.
+    ``rate <= 0`` admits everything."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self.clock = clock
+        #: Tenant -> (tokens left, when they were counted).
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def admit(self, tenant: str) -> None:
+        """Take one token for ``tenant``; ``RateLimited`` (with the wait) when none is left."""
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        tokens, then = self._buckets.get(tenant, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens < 1.0:
+            self._buckets[tenant] = (tokens, now)
+            raise RateLimited(tenant, self.rate, (1.0 - tokens) / self.rate)
+        self._buckets[tenant] = (tokens - 1.0, now)

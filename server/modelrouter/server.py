@@ -12,7 +12,7 @@ import logging
 import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,8 +29,9 @@ from .pipeline.classify import Classify
 from .pipeline.execute import Executor
 from .pipeline.record import Record
 from .pipeline.select import Select
+from .pipeline.validate import Validate
 from .plugins import PluginRegistry, load_plugins
-from .security import Authenticator, server_credentials
+from .security import Authenticator, RateLimiter, server_credentials
 from .servicer import ModelRouterServicer
 from .state import StateServices, open_state
 from .telemetry import Providers, Telemetry, build_providers
@@ -41,6 +42,8 @@ from .v1 import router_pb2, router_pb2_grpc
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from .http import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +66,19 @@ class ModelRouterServer:
     health: health.aio.HealthServicer
     #: Exporters the server built from its config (flushed and closed by ``stop``).
     telemetry_providers: Providers | None = None
+    #: The OpenAI-compatible HTTP face and dashboard (``None``: off); ``http.port`` is bound.
+    http: HttpServer | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then release providers."""
         await self.health.enter_graceful_shutdown()
         grace_period = self.config.server.grace_period_s if grace is None else grace
-        await self.grpc_server.stop(grace_period)
+        # ---- HTTP face (issue 13): drained alongside gRPC.
+        if self.http is not None:
+            await asyncio.gather(self.http.stop(grace_period), self.grpc_server.stop(grace_period))
+        else:
+            await self.grpc_server.stop(grace_period)
+        # ---- end HTTP face
         await self.catalog.aclose()
         if self.telemetry_providers is not None:
             # Flushing exports blocks on the network: keep the event loop free meanwhile.
@@ -87,20 +97,36 @@ async def create_server(
     plugins: Iterable[object] = (),
     environ: Mapping[str, str] | None = None,
     reuse_port: bool = False,
+    insecure: bool = False,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    http_port: int | None = None,
 ) -> ModelRouterServer:
     """Build every service once, wire the pipeline, and start serving on ``host:port``.
 
     ``port=0`` picks a free port (read it from the result). ``plugins`` adds plugin
     objects on top of the installed entry points; ``environ`` replaces the process
-    environment for reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and ``meter_provider``
-    replace the exporters ``[telemetry]`` would build (tests pass in-memory ones).
+    environment for reading API keys and ``OTEL_*`` variables. ``tracer_provider`` and
+    ``meter_provider`` replace the exporters ``[telemetry]`` would build (tests pass
+    in-memory ones).
+    ``http_port`` overrides ``[http] port`` for the OpenAI-compatible HTTP face and the
+    dashboard: ``None`` takes the configured one, 0 turns the face off, -1 picks a free
+    port (read it from ``result.http.port``).
+    ``insecure`` (``serve --insecure``) accepts unauthenticated callers on a non-loopback
+    address, like ``[auth] allow_unauthenticated``.
     """
     host = host or config.server.host
     authenticator = Authenticator(config.state.auth)
     credentials = server_credentials(config.state.auth)
     if not authenticator.enabled and host not in _LOOPBACK:
+        if not (config.state.auth.allow_unauthenticated or insecure):
+            # Anyone who can reach the port would spend the operator's provider keys.
+            raise ConfigError(
+                f"{config.source}: auth.enabled is false but the server would listen on "
+                f"{host!r}, reachable from other machines; enable [auth] with API keys, "
+                "listen on 127.0.0.1, or set auth.allow_unauthenticated = true "
+                "(serve --insecure) to accept anyone"
+            )
         log.warning("auth is disabled on a non-loopback address: every caller is tenant 'default'")
 
     # Plugins and the catalog.
@@ -140,9 +166,9 @@ async def create_server(
 
     # The pipeline, stage by stage.
     pipeline = Pipeline(
-        classifiers=registry.classifiers,
-        models=catalog.models,
-        providers=config.providers,
+        validate=Validate(
+            classifiers=registry.classifiers, models=catalog.models, providers=config.providers
+        ),
         classify=Classify(registry.classifiers, config.routing.default_classifier, telemetry),
         select=Select(catalog, config.routing, state),
         executor=Executor(catalog, execution, breaker),
@@ -156,14 +182,24 @@ async def create_server(
         telemetry=telemetry,
     )
 
-    limit = config.server.max_message_bytes
+    limits = config.server
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes),
+            ("grpc.max_concurrent_streams", limits.max_concurrent_streams_per_connection),
+            # Keepalive enforcement: a client pinging more often than this is disconnected
+            # (GOAWAY too_many_pings), so idle connections cannot be kept busy for free.
+            (
+                "grpc.http2.min_ping_interval_without_data_ms",
+                int(limits.keepalive_min_time_s * 1000),
+            ),
+            ("grpc.http2.max_ping_strikes", 2),
             # Lets `serve --workers N` bind N processes to one port (Linux, macOS).
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
+        # Beyond this many calls in flight, new ones are refused (RESOURCE_EXHAUSTED).
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs or None,
     )
     servicer = ModelRouterServicer(
         config=config,
@@ -173,6 +209,9 @@ async def create_server(
         state=state,
         stats=telemetry.stats,
         authenticator=authenticator,
+        rate_limiter=RateLimiter(
+            config.limits.tenant_requests_per_second, config.limits.tenant_request_burst
+        ),
         rpc=RpcTelemetry(telemetry, SERVICE_NAME),
     )
     router_pb2_grpc.add_ModelRouterServicer_to_server(servicer, server)
@@ -187,6 +226,37 @@ async def create_server(
     else:
         bound_port = server.add_secure_port(address, credentials)
     await server.start()
+
+    # ---- HTTP face (issue 13): the same services, on uvicorn in this event loop.
+    http_server = None
+    http_port = config.http.port if http_port is None else http_port
+    if http_port != 0:
+        from .http import HttpServices, create_app, start_http
+
+        app = create_app(
+            HttpServices(
+                config=config,
+                pipeline=pipeline,
+                catalog=catalog,
+                state=state,
+                telemetry=telemetry,
+                authenticator=authenticator,
+            )
+        )
+        try:
+            http_server = await start_http(
+                app,
+                config.http.host,
+                max(http_port, 0),
+                reuse_port=reuse_port,
+                auth=config.state.auth,
+            )
+        except BaseException:
+            await server.stop(0)
+            raise
+        log.info("HTTP face and dashboard on http://%s:%d/", config.http.host, http_server.port)
+    # ---- end HTTP face
+
     # Ready only now: plugins are loaded, providers checked and the port is bound.
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -209,31 +279,25 @@ async def create_server(
         pipeline=pipeline,
         health=health_servicer,
         telemetry_providers=built,
+        http=http_server,
     )
 
 
-async def _serve(
-    config: Config, host: str | None, port: int | None, reuse_port: bool = False
-) -> None:
-    server = await create_server(config, host=host, port=port, reuse_port=reuse_port)
+async def _serve(config: Config, options: Mapping[str, Any]) -> None:
+    server = await create_server(config, **options)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    log.info("stopping: draining for up to %.1f s", server.grace_period_s)
+    log.info("stopping: draining for up to %.1f s", config.server.grace_period_s)
     await server.stop()
 
 
-def serve(
-    config_path: str | None = None,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    reuse_port: bool = False,
-) -> None:
-    """Run a server until SIGTERM or SIGINT. ``reuse_port``: share the port with other
-    processes (``serve --workers``)."""
+def serve(config_path: str | None = None, **options: Any) -> None:
+    """Run a server until SIGTERM or SIGINT. ``options`` go to :func:`create_server`
+    (``host``, ``port``, ``insecure``; ``reuse_port`` shares the port with the other
+    processes of ``serve --workers``)."""
     config = load_config(config_path)
     # uvloop when installed (the `fast` extra): cheaper gRPC handoffs and upstream I/O.
-    eventloop.run(_serve(config, host, port, reuse_port))
+    eventloop.run(_serve(config, options))

@@ -9,9 +9,10 @@ and pass through none of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -20,10 +21,10 @@ from . import convert, limits
 from .catalog import Catalog
 from .config import Config
 from .decision import Candidate
-from .errors import InvalidRequest
+from .errors import InvalidRequest, StreamStalled
 from .pipeline import Call, Pipeline
 from .plugins import PluginRegistry
-from .security import DEFAULT_TENANT, Authenticator
+from .security import DEFAULT_TENANT, Authenticator, RateLimiter
 from .state import StateServices
 from .status import abort, grpc_code
 from .telemetry.rpc import RpcTelemetry
@@ -35,54 +36,58 @@ Handler = Callable[..., Any]
 
 
 def _rpc(method: Handler) -> Handler:
-    """Turn ``method(self, request, call)`` into a gRPC handler ``(self, request, context)``."""
+    """Turn ``method(self, request, call)`` into a gRPC handler ``(self, request, context)``.
+
+    A streaming method's messages are written with ``context.write`` under
+    ``[execution] stream_idle_timeout_s``: a caller that stops reading cannot hold the
+    stream (and the money reserved for it) open until the request timeout.
+    """
     name = method.__name__
-    if inspect.isasyncgenfunction(method):
-
-        @functools.wraps(method)
-        async def streaming(
-            self: ModelRouterServicer, request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[Any]:
-            metadata = context.invocation_metadata()
-            server_call = self.rpc.start(name, metadata)
-            tenant, code = DEFAULT_TENANT, grpc.StatusCode.OK
-            try:
-                tenant = self.authenticator.tenant_for(metadata)
-                call = Call(name, tenant, server_call.span, context.time_remaining())
-                async for item in method(self, request, call):
-                    yield item
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as error:
-                code = grpc_code(error)
-                await abort(context, error)
-            finally:
-                server_call.end(code, tenant)
-
-        return streaming
+    streaming = inspect.isasyncgenfunction(method)
 
     @functools.wraps(method)
-    async def unary(
+    async def handler(
         self: ModelRouterServicer, request: Any, context: grpc.aio.ServicerContext
     ) -> Any:
         metadata = context.invocation_metadata()
         server_call = self.rpc.start(name, metadata)
-        tenant, code = DEFAULT_TENANT, grpc.StatusCode.OK
+        tenant = DEFAULT_TENANT
+        result = None
         try:
             tenant = self.authenticator.tenant_for(metadata)
+            self.rate_limiter.admit(tenant)
             call = Call(name, tenant, server_call.span, context.time_remaining())
-            return await method(self, request, call)
+            if not streaming:
+                result = await method(self, request, call)
+            else:
+                await _write_all(method(self, request, call), context, self.stream_idle_timeout_s)
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            server_call.end(grpc.StatusCode.CANCELLED, tenant)
             raise
         except Exception as error:
-            code = grpc_code(error)
+            # Counted before the status leaves: a caller reading the trace or the stats
+            # right after its error must find the call there.
+            server_call.end(grpc_code(error), tenant)
             await abort(context, error)
-        finally:
-            server_call.end(code, tenant)
+        server_call.end(grpc.StatusCode.OK, tenant)
+        return result
 
-    return unary
+    return handler
+
+
+async def _write_all(
+    messages: AsyncGenerator[Any, None], context: grpc.aio.ServicerContext, idle_timeout_s: float
+) -> None:
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            try:
+                async with asyncio.timeout(idle_timeout_s):
+                    await context.write(message)
+            except TimeoutError:
+                raise StreamStalled(
+                    f"the caller read nothing for {idle_timeout_s:g} s "
+                    "(execution.stream_idle_timeout_s)"
+                ) from None
 
 
 class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
@@ -96,6 +101,7 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
         state: StateServices,
         stats: Stats,
         authenticator: Authenticator,
+        rate_limiter: RateLimiter,
         rpc: RpcTelemetry,
     ) -> None:
         self.config = config
@@ -105,7 +111,9 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
         self.state = state
         self.stats = stats
         self.authenticator = authenticator
+        self.rate_limiter = rate_limiter
         self.rpc = rpc
+        self.stream_idle_timeout_s = config.execution.stream_idle_timeout_s
 
     def _request(self, request: convert.RequestProto, call: Call) -> Any:
         """The domain request, after the size limits (checked before anything is built)."""

@@ -25,8 +25,10 @@ from .errors import (
     ModelUnavailable,
     NoEligibleModel,
     NotFound,
+    RateLimited,
     RouterError,
     StorageUnavailable,
+    StreamStalled,
     Unauthenticated,
 )
 
@@ -97,6 +99,19 @@ def to_status(error: Exception) -> status_pb2.Status:
             quota,
             metadata={"window": error.window, "resets_at": error.resets_at.isoformat()},
         )
+    if isinstance(error, RateLimited):
+        quota = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=f"tenant:{error.tenant}/rate", description=str(error)
+                )
+            ]
+        )
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(max(int(error.retry_after_s * 1000), 1))
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(error), "RATE_LIMITED", quota, retry)
+    if isinstance(error, StreamStalled):
+        return _status(code_pb2.DEADLINE_EXCEEDED, str(error), "STREAM_STALLED")
     if isinstance(error, Unauthenticated):
         return _status(code_pb2.UNAUTHENTICATED, str(error), "UNAUTHENTICATED")
     if isinstance(error, StorageUnavailable):

@@ -157,7 +157,7 @@ class Run:
 
     async def complete(self) -> ExecutionSummary:
         """The whole answer, or ``ExecutionFailed`` / ``ExecutionDeadlineExceeded``."""
-        completion, attempt = await self._failover(self._complete_once)
+        completion, _ = await self._failover(self._complete_once)
         self._answer = (self.records[-1], completion, completion.text)
         return self.summary()
 
@@ -216,7 +216,9 @@ class Run:
             raise
 
     @staticmethod
-    def _absorb(opened: _OpenStream, attempt: _Attempt, chunk: CompletionChunk) -> list[StreamEvent]:
+    def _absorb(
+        opened: _OpenStream, attempt: _Attempt, chunk: CompletionChunk
+    ) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         if chunk.delta:
             attempt.parts.append(chunk.delta)
@@ -233,9 +235,7 @@ class Run:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    async def _failover(
-        self, call_once: Callable[[_Attempt], Awaitable[T]]
-    ) -> tuple[T, _Attempt]:
+    async def _failover(self, call_once: Callable[[_Attempt], Awaitable[T]]) -> tuple[T, _Attempt]:
         executor = self.executor
         config = executor.config
         larger_than = 0  # after a context-length failure, only larger windows are tried

@@ -15,7 +15,8 @@ job, built once by ``create_server`` and handed what it needs:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection, Mapping
+import time
+from collections.abc import AsyncGenerator
 
 from ..decision import Decision, ExecutionSummary
 from ..state.budgets import Budgets
@@ -28,16 +29,14 @@ from .classify import Classify
 from .execute import Executor, StreamEvent
 from .record import Record
 from .select import Select
-from .validate import check_names
+from .validate import Validate
 
 
 class Pipeline:
     def __init__(
         self,
         *,
-        classifiers: Collection[str],
-        models: Mapping[str, object],
-        providers: Collection[str],
+        validate: Validate,
         classify: Classify,
         select: Select,
         executor: Executor,
@@ -45,7 +44,7 @@ class Pipeline:
         record: Record,
         telemetry: Telemetry,
     ) -> None:
-        self._names = {"classifiers": classifiers, "models": models, "providers": providers}
+        self._validate = validate
         self._classify = classify
         self._select = select
         self._executor = executor
@@ -55,7 +54,7 @@ class Pipeline:
 
     async def classify(self, call: Call, request: RoutingRequest) -> Classification:
         """Classify only: nothing is chosen and nothing is recorded but the span."""
-        check_names(request, **self._names)
+        self._validate(request)
         classification = await self._classify(request, call.span)
         if call.span.is_recording():
             call.span.set_attributes(classification_attributes(classification))
@@ -63,18 +62,15 @@ class Pipeline:
 
     async def route(self, call: Call, request: RoutingRequest) -> Decision:
         """Choose a model; the decision is logged before it is returned."""
-        check_names(request, **self._names)
-        with self._telemetry.child_span("route", call.span) as route_span:
-            classification = await self._classify(request, route_span)
-            decision = await self._select(request, classification, executing=False)
-            await self._record.routed(call, request, decision, route_span)
+        decision = await self._decide(call, request, executing=False)
+        await self._record.routed(request, decision)
         return decision
 
     async def execute(
         self, call: Call, request: RoutingRequest, *, temperature: float | None = None
     ) -> ExecutionSummary:
         """Choose a model and call it (failing over); the whole answer."""
-        decision = await self._decide(call, request)
+        decision = await self._decide(call, request, executing=True)
         return await self.execute_decision(call, request, decision, temperature=temperature)
 
     async def execute_decision(
@@ -106,7 +102,7 @@ class Pipeline:
     ) -> AsyncGenerator[StreamEvent | ExecutionSummary, None]:
         """Execute with the answer streamed: text deltas and tool-call pieces as they
         arrive, then one :class:`ExecutionSummary`, recorded before it is yielded."""
-        decision = await self._decide(call, request)
+        decision = await self._decide(call, request, executing=True)
         budget = AttemptBudget(self._budgets, request.tenant, decision)
         run = self._executor.start(
             request,
@@ -133,8 +129,14 @@ class Pipeline:
                 )
             raise
 
-    async def _decide(self, call: Call, request: RoutingRequest) -> Decision:
-        check_names(request, **self._names)
+    async def _decide(self, call: Call, request: RoutingRequest, *, executing: bool) -> Decision:
+        """Stages 1 to 3, in a ``route`` span. ``executing``: this server will call the
+        models (Route alone may choose one whose API key only the caller holds)."""
+        self._validate(request)
+        started = time.perf_counter()
         with self._telemetry.child_span("route", call.span) as route_span:
             classification = await self._classify(request, route_span)
-            return await self._select(request, classification, executing=True)
+            decision = await self._select(request, classification, executing=executing)
+            routing_s = time.perf_counter() - started
+            self._record.decided(call, request, decision, route_span, routing_s)
+        return decision

@@ -46,12 +46,34 @@ class Record:
         # Few distinct sets (models x complexities x task types x methods): built once.
         self._decision_points: dict[tuple[str, str, Complexity, TaskType], dict[str, Any]] = {}
 
-    async def routed(
-        self, call: Call, request: RoutingRequest, decision: Decision, route_span: Span
+    def decided(
+        self,
+        call: Call,
+        request: RoutingRequest,
+        decision: Decision,
+        route_span: Span,
+        routing_s: float,
     ) -> None:
+        """A decision was made (by Route, Execute or ExecuteStream): count it, time it and
+        describe it on the ``route`` span and the call's span, while the ``route`` span is
+        still open."""
+        telemetry = self.telemetry
+        telemetry.stats.record_decision(decision.selection, request.tenant)
+        if telemetry.metering:
+            telemetry.metrics.decisions.add(1, self._decision_point(call.method, decision))
+            telemetry.metrics.routing_duration.record(
+                routing_s, {a.CLASSIFIER: decision.classification.classifier}
+            )
+        if telemetry.tracing:
+            spans = [s for s in (route_span, call.span) if s.is_recording()]
+            if spans:
+                attributes = decision_attributes(request, decision)
+                for span in spans:
+                    span.set_attributes(attributes)
+
+    async def routed(self, request: RoutingRequest, decision: Decision) -> None:
         """A Route decision: durable in the log before the caller hears of it."""
         await self.decisions.record(self._row(request, decision, kind="route"))
-        self._count_decision(call, request, decision, route_span)
 
     async def executed(
         self,
@@ -90,7 +112,6 @@ class Record:
         row = self._row(request, decision, kind="execute")
         row = _with_outcome(row, summary, outcome)
         await self.decisions.record(row)
-        self._count_decision(call, request, decision, None)
         self.attempts.record(
             call.span,
             request,
@@ -117,21 +138,6 @@ class Record:
                     summary.text, summary.finish_reason
                 )
             span.set_attributes(attributes)
-
-    def _count_decision(
-        self, call: Call, request: RoutingRequest, decision: Decision, route_span: Span | None
-    ) -> None:
-        telemetry = self.telemetry
-        telemetry.stats.record_decision(decision.selection, request.tenant)
-        if telemetry.metering:
-            telemetry.metrics.decisions.add(1, self._decision_point(call.method, decision))
-        if not telemetry.tracing:
-            return
-        spans = [s for s in (route_span, call.span) if s is not None and s.is_recording()]
-        if spans:
-            attributes = decision_attributes(request, decision)
-            for span in spans:
-                span.set_attributes(attributes)
 
     def _decision_point(self, method: str, decision: Decision) -> dict[str, Any]:
         """Attributes of a ``modelrouter.decisions`` point (shared: do not modify)."""

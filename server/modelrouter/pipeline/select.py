@@ -87,6 +87,7 @@ class Select:
 
         Raises ``BudgetExhausted`` when no eligible model fits what is left of the budget.
         """
+
         def policy(request: RoutingRequest, routing: RoutingConfig) -> Selection:
             models = list(self.catalog.models.values())
             return select(

@@ -13,45 +13,54 @@ from ..errors import FieldViolation, InvalidRequest
 from ..types import RoutingRequest
 
 
-def check_names(
-    request: RoutingRequest,
-    *,
-    classifiers: Collection[str],
-    models: Mapping[str, object],
-    providers: Collection[str],
-) -> None:
-    """Raise ``InvalidRequest`` listing every name in ``request`` that matches nothing."""
-    constraints = request.constraints
-    violations: list[FieldViolation] = []
-    if constraints.classifier is not None and constraints.classifier not in classifiers:
-        violations.append(
-            FieldViolation(
-                "constraints.classifier",
-                f"unknown classifier {constraints.classifier!r}; valid: "
-                f"{', '.join(sorted(classifiers)) or 'none loaded'}",
-            )
-        )
-    for i, model in enumerate(constraints.excluded_models):
-        if model not in models:
+class Validate:
+    """Checks a request's names against what this server has."""
+
+    def __init__(
+        self,
+        *,
+        classifiers: Collection[str],
+        models: Mapping[str, object],
+        providers: Collection[str],
+    ) -> None:
+        self.classifiers = classifiers
+        self.models = models
+        self.providers = providers
+
+    def __call__(self, request: RoutingRequest) -> None:
+        """Raise ``InvalidRequest`` listing every name in ``request`` that matches nothing."""
+        classifiers, models, providers = self.classifiers, self.models, self.providers
+        constraints = request.constraints
+        violations: list[FieldViolation] = []
+        if constraints.classifier is not None and constraints.classifier not in classifiers:
             violations.append(
                 FieldViolation(
-                    f"constraints.excluded_models[{i}]",
-                    f"unknown model {model!r}; valid: {', '.join(models)}",
+                    "constraints.classifier",
+                    f"unknown classifier {constraints.classifier!r}; valid: "
+                    f"{', '.join(sorted(classifiers)) or 'none loaded'}",
                 )
             )
-    for i, provider in enumerate(constraints.allowed_providers):
-        if provider not in providers:
+        for i, model in enumerate(constraints.excluded_models):
+            if model not in models:
+                violations.append(
+                    FieldViolation(
+                        f"constraints.excluded_models[{i}]",
+                        f"unknown model {model!r}; valid: {', '.join(models)}",
+                    )
+                )
+        for i, provider in enumerate(constraints.allowed_providers):
+            if provider not in providers:
+                violations.append(
+                    FieldViolation(
+                        f"constraints.allowed_providers[{i}]",
+                        f"unknown provider {provider!r}; valid: {', '.join(sorted(providers))}",
+                    )
+                )
+        if request.model is not None and request.model not in models:
             violations.append(
                 FieldViolation(
-                    f"constraints.allowed_providers[{i}]",
-                    f"unknown provider {provider!r}; valid: {', '.join(sorted(providers))}",
+                    "model", f"unknown model {request.model!r}; valid: {', '.join(models)}"
                 )
             )
-    if request.model is not None and request.model not in models:
-        violations.append(
-            FieldViolation(
-                "model", f"unknown model {request.model!r}; valid: {', '.join(models)}"
-            )
-        )
-    if violations:
-        raise InvalidRequest(violations)
+        if violations:
+            raise InvalidRequest(violations)

@@ -8,9 +8,9 @@ span, ``attempts`` writes the provider calls' spans and metrics.
 
 from __future__ import annotations
 
+from .service import Telemetry
 from .setup import Providers, ResolvedTelemetry, build_providers, resolve
 from .stats import Stats, StatsSnapshot
-from .service import Telemetry
 
 __all__ = [
     "Providers",

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from ..config.environment import Environment
 from ..config import TelemetryConfig
+from ..config.environment import Environment
 from ..errors import ConfigError
 from .metrics import views
 
@@ -67,7 +67,7 @@ def resolve(config: TelemetryConfig, environ: Mapping[str, str] | None) -> Resol
             raise ConfigError(f"${name}: expected true or false, got {value!r}")
         return value.lower() == "true"
 
-    protocol = config.otlp_protocol
+    protocol: str = config.otlp_protocol
     if (p := env("OTEL_EXPORTER_OTLP_PROTOCOL")) is not None:
         protocol = _protocol("OTEL_EXPORTER_OTLP_PROTOCOL", p)
     traces_protocol = _protocol(
@@ -190,6 +190,17 @@ class Providers:
         self._closers.clear()
 
 
+def _sampler(ratio: float, trust_callers: bool) -> ParentBased:
+    """Parent-based sampling with a root ratio. A caller's ``traceparent`` that asks for
+    sampling is trusted only when the operator says so: otherwise such a trace is sampled
+    at the root ratio like any other, so that callers cannot switch on (costly) tracing.
+    A caller asking for no sampling is always obeyed."""
+    root = TraceIdRatioBased(ratio)
+    if trust_callers:
+        return ParentBased(root)
+    return ParentBased(root, remote_parent_sampled=root)
+
+
 def build_providers(config: TelemetryConfig, environ: Mapping[str, str] | None) -> Providers:
     """Providers exporting where ``config`` and ``environ`` say; none when nothing is asked."""
     settings = resolve(config, environ)
@@ -201,7 +212,7 @@ def build_providers(config: TelemetryConfig, environ: Mapping[str, str] | None) 
     providers = Providers(None, None, settings)
     if settings.traces_endpoint is not None:
         tracer_provider = TracerProvider(
-            resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio))
+            resource=resource, sampler=_sampler(settings.sample_ratio, config.trust_caller_sampling)
         )
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
         providers.tracer_provider = tracer_provider
