@@ -177,7 +177,9 @@ async def create_server(
             telemetry,
             AttemptTelemetry(telemetry, catalog),
             state.decisions,
+            state.hot,
             log_prompts=config.state.storage.log_prompts,
+            session_ttl_s=config.routing.session_ttl_s,
         ),
         telemetry=telemetry,
     )

@@ -20,7 +20,7 @@ from opentelemetry.trace import Span
 
 from ..decision import Decision, ExecutionSummary
 from ..errors import BudgetExhausted
-from ..state.interfaces import CandidateRecord, DecisionLog, DecisionRecord
+from ..state.interfaces import CandidateRecord, DecisionLog, DecisionRecord, HotState
 from ..telemetry import Telemetry
 from ..telemetry import attributes as a
 from ..telemetry.attempts import AttemptTelemetry
@@ -28,6 +28,7 @@ from ..telemetry.describe import decision_attributes, output_json
 from ..types import Complexity, RoutingRequest, TaskType
 from .budget import AttemptBudget
 from .call import Call
+from .select import session_key
 
 
 class Record:
@@ -36,13 +37,17 @@ class Record:
         telemetry: Telemetry,
         attempts: AttemptTelemetry,
         decisions: DecisionLog,
+        sessions: HotState,
         *,
         log_prompts: bool,
+        session_ttl_s: float,
     ) -> None:
         self.telemetry = telemetry
         self.attempts = attempts
         self.decisions = decisions
+        self.sessions = sessions
         self.log_prompts = log_prompts
+        self.session_ttl_s = session_ttl_s
         # Few distinct sets (models x complexities x task types x methods): built once.
         self._decision_points: dict[tuple[str, str, Complexity, TaskType], dict[str, Any]] = {}
 
@@ -74,6 +79,14 @@ class Record:
     async def routed(self, request: RoutingRequest, decision: Decision) -> None:
         """A Route decision: durable in the log before the caller hears of it."""
         await self.decisions.record(self._row(request, decision, kind="route"))
+        await self._stick(request, decision.selection.selected.model.name)
+
+    async def _stick(self, request: RoutingRequest, model: str) -> None:
+        """The session of ``request`` (if any) sticks to ``model``, the one that served it."""
+        if request.session_id is not None and request.model is None and model:
+            await self.sessions.stick_session(
+                session_key(request), model, self.session_ttl_s, time.time()
+            )
 
     async def executed(
         self,
@@ -112,6 +125,7 @@ class Record:
         row = self._row(request, decision, kind="execute")
         row = _with_outcome(row, summary, outcome)
         await self.decisions.record(row)
+        await self._stick(request, summary.model)
         self.attempts.record(
             call.span,
             request,

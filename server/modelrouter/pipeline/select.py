@@ -9,6 +9,7 @@ explicitly goes first. The result is one :class:`~modelrouter.decision.Decision`
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable
 
@@ -44,6 +45,8 @@ class Select:
         )
         if request.model is None:
             selection, explored = await self._by_policy(request, classification, unavailable)
+            if request.session_id is not None:
+                selection = await self._keep_session(request, classification, selection)
             return Decision(decision_id, classification, selection, explored)
         spec = self.catalog.get(request.model)
         self.catalog.provider_for(spec)  # raises ModelUnavailable naming the missing variable
@@ -76,6 +79,39 @@ class Select:
 
     def _max_output_tokens(self, request: RoutingRequest) -> int:
         return request.constraints.max_output_tokens or self.routing.default_max_output_tokens
+
+    async def _keep_session(
+        self, request: RoutingRequest, classification: Classification, selection: Selection
+    ) -> Selection:
+        """Sessions keep their model from turn to turn (and the provider's prompt cache
+        with it) while it can serve the turn; when it cannot, the session moves up, never
+        down: to the cheapest eligible model at least as good as the one it had."""
+        key = session_key(request)
+        stuck = await self.state.hot.session_model(key, time.time())
+        if stuck is None:
+            return selection
+        candidates = selection.candidates
+        kept = next((c for c in candidates if c.model.name == stuck), None)
+        if kept is not None:
+            rest = tuple(c for c in candidates if c is not kept)
+            return dataclasses.replace(
+                selection,
+                selected=kept,
+                fallbacks=rest,
+                reason=f"session affinity: the session stays on {stuck}; {selection.reason}",
+            )
+        spec = self.catalog.models.get(stuck)
+        floor = spec.quality_for(classification.task_type) if spec is not None else 0.0
+        better = [c for c in candidates if c.quality >= floor]
+        if not better:
+            better = sorted(candidates, key=lambda c: -c.quality)[:1]
+        moved = better[0]
+        rest = tuple(c for c in candidates if c is not moved)
+        reason = (
+            f"session moved from {stuck} (it cannot serve this turn) to {moved.model.name}, "
+            f"not below its quality; {selection.reason}"
+        )
+        return dataclasses.replace(selection, selected=moved, fallbacks=rest, reason=reason)
 
     async def _by_policy(
         self,
@@ -160,3 +196,8 @@ def _candidate(
             spec.name, spec.quality_for(classification.task_type)
         ),
     )
+
+
+def session_key(request: RoutingRequest) -> str:
+    """Where a session's model is kept: sessions are per tenant."""
+    return f"{request.tenant}:{request.session_id}"

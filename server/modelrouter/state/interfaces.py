@@ -238,6 +238,14 @@ class HotState(abc.ABC):
         and return the window's count so far (this one included)."""
 
     @abc.abstractmethod
+    async def session_model(self, key: str, now: float) -> str | None:
+        """The model session ``key`` sticks to, or ``None`` when unknown or expired."""
+
+    @abc.abstractmethod
+    async def stick_session(self, key: str, model: str, ttl_s: float, now: float) -> None:
+        """Make session ``key`` stick to ``model`` for ``ttl_s`` seconds from ``now``."""
+
+    @abc.abstractmethod
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         """Spend and reservations of each bucket, in order."""
 

@@ -8,7 +8,7 @@ trials. Single-threaded asyncio makes every method atomic (none awaits inside).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -25,6 +25,9 @@ from .interfaces import (
     FeedbackWrite,
     HotState,
 )
+
+#: Sessions a memory store keeps at most (the least recently used are forgotten first).
+MAX_SESSIONS = 100_000
 
 
 @dataclass(slots=True)
@@ -49,6 +52,8 @@ class MemoryHotState(HotState):
         self._reservations: dict[tuple[str, str], _Reservation] = {}
         self._held: dict[str, set[str]] = {}
         self._hits: dict[str, tuple[int, int]] = {}
+        #: Session key -> (model, expires at), least recently stuck first.
+        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
         # (closed_at, key) of settled and reaped reservations, oldest first.
         self._closed: deque[tuple[float, tuple[str, str]]] = deque()
 
@@ -149,6 +154,19 @@ class MemoryHotState(HotState):
         count = count + 1 if start == window else 1
         self._hits[key] = (window, count)
         return count
+
+    async def session_model(self, key: str, now: float) -> str | None:
+        stuck = self._sessions.get(key)
+        if stuck is None or stuck[1] <= now:
+            return None
+        return stuck[0]
+
+    async def stick_session(self, key: str, model: str, ttl_s: float, now: float) -> None:
+        self._sessions[key] = (model, now + ttl_s)
+        self._sessions.move_to_end(key)
+        # Bounded like everything kept in memory: the oldest sessions go first.
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
 
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         return [BucketUsage(*self._counter(tenant, b.window, b.label)) for b in buckets]

@@ -80,6 +80,8 @@ CREATE INDEX IF NOT EXISTS reservations_closed
     ON {s}.reservations (closed_at) WHERE state <> 'held';
 CREATE TABLE IF NOT EXISTS {s}.rate_counters (
     key TEXT PRIMARY KEY, win BIGINT NOT NULL, count BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.sessions (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.feedback_sources (
     decision_id TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (decision_id, source));
 CREATE TABLE IF NOT EXISTS {s}.feedback (
@@ -375,6 +377,34 @@ class PostgresHotState(OwnsDatabase, HotState):
             return int(row[0]) if row else 1
 
         return await self.db.run("hit", work)
+
+    async def session_model(self, key: str, now: float) -> str | None:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> str | None:
+            cur = await conn.execute(
+                f"SELECT model FROM {self.s}.sessions WHERE key=%s AND expires_at > %s",
+                (key, now),
+            )
+            row = await cur.fetchone()
+            return str(row[0]) if row else None
+
+        return await self.db.run("session_model", work)
+
+    async def stick_session(self, key: str, model: str, ttl_s: float, now: float) -> None:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(
+                f"INSERT INTO {self.s}.sessions (key, model, expires_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET model=excluded.model, "
+                "expires_at=excluded.expires_at",
+                (key, model, now + ttl_s),
+            )
+            # Expired sessions go a few at a time (no sweep of their own needed).
+            await conn.execute(
+                f"DELETE FROM {self.s}.sessions WHERE key IN (SELECT key FROM "
+                f"{self.s}.sessions WHERE expires_at <= %s LIMIT 16)",
+                (now,),
+            )
+
+        await self.db.run("stick_session", work)
 
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[BucketUsage]:

@@ -297,6 +297,27 @@ class RedisHotState(HotState):
             await self.retry.run("redis", "hit", lambda: self._hit(keys=keys, args=args), _RETRY_ON)
         )
 
+    async def session_model(self, key: str, now: float) -> str | None:
+        # Redis expires the key itself (TTL in Redis time), so ``now`` is not needed.
+        value = await self.retry.run(
+            "redis",
+            "session_model",
+            lambda: self.client.get(f"{self.prefix}:session:{key}"),
+            _RETRY_ON,
+        )
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def stick_session(self, key: str, model: str, ttl_s: float, now: float) -> None:
+        milliseconds = max(int(ttl_s * 1000), 1)
+        await self.retry.run(
+            "redis",
+            "stick_session",
+            lambda: self.client.set(f"{self.prefix}:session:{key}", model, px=milliseconds),
+            _RETRY_ON,
+        )
+
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         async def read() -> list[BucketUsage]:
             async with self.client.pipeline(transaction=False) as pipe:

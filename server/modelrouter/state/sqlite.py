@@ -74,6 +74,8 @@ CREATE INDEX IF NOT EXISTS reservations_closed
     ON reservations (closed_at) WHERE state <> 'held';
 CREATE TABLE IF NOT EXISTS rate_counters (
     key TEXT PRIMARY KEY, win INTEGER NOT NULL, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS feedback_sources (
     decision_id TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (decision_id, source));
 CREATE TABLE IF NOT EXISTS feedback (
@@ -282,6 +284,33 @@ class SqliteHotState(OwnsDatabase, HotState):
 
         return await self.db.transaction("hit", work)
 
+    async def session_model(self, key: str, now: float) -> str | None:
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT model FROM sessions WHERE key=? AND expires_at > ?", (key, now)
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self.db.transaction("session_model", work)
+
+    async def stick_session(self, key: str, model: str, ttl_s: float, now: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sessions (key, model, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET model=excluded.model, "
+                "expires_at=excluded.expires_at",
+                (key, model, now + ttl_s),
+            )
+            # Expired sessions go a few at a time, so the table stays as small as the
+            # sessions in use without a sweep of its own.
+            conn.execute(
+                "DELETE FROM sessions WHERE key IN "
+                "(SELECT key FROM sessions WHERE expires_at <= ? LIMIT 16)",
+                (now,),
+            )
+
+        await self.db.transaction("stick_session", work)
+
     async def usage(self, tenant: str, buckets: Sequence[Bucket]) -> list[BucketUsage]:
         def work(conn: sqlite3.Connection) -> list[BucketUsage]:
             result = []
@@ -402,8 +431,7 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
             if tenant is not None:
                 where, params = "WHERE tenant=? ", [tenant, limit]
             rows = conn.execute(
-                f"SELECT {DECISION_COLUMNS} FROM decisions {where}"
-                "ORDER BY created_at DESC LIMIT ?",
+                f"SELECT {DECISION_COLUMNS} FROM decisions {where}ORDER BY created_at DESC LIMIT ?",
                 params,
             ).fetchall()
             return [decision_from_row(row) for row in rows]
