@@ -127,3 +127,26 @@ def test_empty_and_whitespace_texts():
     assert estimate_text_tokens("") == 0
     assert estimate_text_tokens("hello") == 1
     assert estimate_text_tokens("\n\n\n") == 3
+
+
+def test_the_tokenizer_loads_with_no_network_and_an_empty_cache(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('network is off in this test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from modelrouter import tokens\n"
+        "tokens.preload(background=False)\n"
+        "assert tokens._encoding is not None\n"
+        "print(tokens.estimate_text_tokens('hello world', 'gpt-4o'))\n"
+    )
+    env = {"TIKTOKEN_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
