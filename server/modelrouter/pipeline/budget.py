@@ -22,7 +22,8 @@ nothing has been called yet and no fallback left is cheaper than the model refus
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 
 from ..decision import AttemptRecord, Candidate, Decision
 from ..errors import BudgetExhausted
@@ -48,11 +49,13 @@ class AttemptBudget:
         if not self.limited:
             return None
         amount = candidate.estimated_cost_usd
-        index = len(attempts)
+        attempt_id = f"{self.decision.decision_id}:{len(attempts)}"
         try:
-            reservation = await self.budgets.reserve(
-                self.tenant, amount, attempt_id=f"{self.decision.decision_id}:{index}"
-            )
+            reservation = await self.budgets.reserve(self.tenant, amount, attempt_id=attempt_id)
+        except asyncio.CancelledError:
+            # The store may have applied the reserve before the cancellation reached us.
+            await finish_even_if_cancelled(self.budgets.release_attempt(self.tenant, attempt_id))
+            raise
         except BudgetExhausted as exhausted:
             candidates = self.decision.selection.candidates
             later = candidates[candidates.index(candidate) + 1 :]
@@ -62,7 +65,7 @@ class AttemptBudget:
                 f"budget: its maximum cost ${amount:.6f} does not fit in what is left of "
                 f"the {exhausted.window} budget"
             )
-        self._holds[index] = reservation
+        self._holds[len(attempts)] = reservation
         return None
 
     async def settle(self, attempts: Sequence[AttemptRecord]) -> None:
@@ -81,3 +84,14 @@ class AttemptBudget:
         for reservation in self._holds.values():
             await self.budgets.release(reservation)
         self._holds.clear()
+
+
+async def finish_even_if_cancelled(work: Awaitable[None]) -> None:
+    """Await ``work`` in its own task, so that cancelling the caller does not cut it short
+    (money bookkeeping must complete); the cancellation goes on once it is done."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

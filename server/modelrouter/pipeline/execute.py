@@ -25,9 +25,10 @@ they mean for spend, logs and telemetry is the record stage's business.
 
 Charging what was consumed: an attempt is charged the usage its provider reported; when
 it reported none because the call was cut short (timeout, cancellation, a stream that
-broke), it is charged an estimate: the prompt plus the output delivered, never more than
-``max_output_tokens``, marked as estimated. An upstream that answered with an error
-status (it refused the request) is charged nothing.
+broke), it is charged an estimate, marked as estimated: for a stream the prompt plus the
+output delivered, never more than ``max_output_tokens``; for a unary call the prompt plus
+``max_output_tokens`` (the upstream may have generated that much before the cut). An
+upstream that answered with an error status (it refused the request) is charged nothing.
 """
 
 from __future__ import annotations
@@ -359,14 +360,17 @@ class Run:
         )
 
     def _consumed(self, attempt: _Attempt) -> Usage:
-        """What a call cut short consumed: the prompt and the output sent so far, the
-        output capped at the attempt's ceiling (a runaway estimate must not overcharge)."""
-        text = "".join(attempt.parts)
-        output = estimate_text_tokens(text) if text else 0
-        return Usage(
-            input_tokens=self.decision.selection.input_tokens,
-            output_tokens=min(output, attempt.call.max_output_tokens),
-        )
+        """What a call cut short consumed. A stream: the prompt and the output sent so far,
+        capped at the attempt's ceiling (a runaway estimate must not overcharge). A unary
+        call: the ceiling itself, since the upstream may have generated up to
+        ``max_output_tokens`` before the cut and nothing says how many."""
+        ceiling = attempt.call.max_output_tokens
+        if self.streaming:
+            text = "".join(attempt.parts)
+            output = min(estimate_text_tokens(text) if text else 0, ceiling)
+        else:
+            output = ceiling
+        return Usage(input_tokens=self.decision.selection.input_tokens, output_tokens=output)
 
     def _as_provider_error(self, attempt: _Attempt, exc: BaseException) -> ProviderError:
         if isinstance(exc, ProviderError):

@@ -9,11 +9,9 @@ all of them agree.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -26,7 +24,7 @@ from ..telemetry import attributes as a
 from ..telemetry.attempts import AttemptTelemetry
 from ..telemetry.describe import decision_attributes, output_json
 from ..types import Complexity, RoutingRequest, TaskType
-from .budget import AttemptBudget
+from .budget import AttemptBudget, finish_even_if_cancelled
 from .call import Call
 from .select import session_key
 
@@ -103,7 +101,9 @@ class Record:
         Runs to completion even when the calling task is cancelled meanwhile: the money
         an upstream consumed must be settled whatever the caller does.
         """
-        await _uncancellable(self._executed(call, request, summary, error, budget, temperature))
+        await finish_even_if_cancelled(
+            self._executed(call, request, summary, error, budget, temperature)
+        )
 
     async def _executed(
         self,
@@ -197,13 +197,3 @@ def _with_outcome(row: DecisionRecord, summary: ExecutionSummary, outcome: str) 
         latency_ms=summary.latency_ms,
         outcome=outcome,
     )
-
-
-async def _uncancellable(work: Awaitable[None]) -> None:
-    """Await ``work`` in its own task, so that cancelling the caller does not cut it short."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task  # finish the bookkeeping, then let the cancellation go on
-        raise

@@ -201,6 +201,16 @@ class Budgets:
             )
         reservation.done = True
 
+    async def release_attempt(self, tenant: str, attempt_id: str) -> None:
+        """Release ``attempt_id``'s reservation whether or not its reserve was seen to
+        complete: a reserve cancelled in flight may still have been applied in the store.
+        Releasing an attempt never reserved changes nothing."""
+        buckets = tuple(b for b, _ in self._buckets(tenant))
+        if buckets:
+            await self.store.settle(
+                tenant, attempt_id, buckets, 0, estimated=False, now=self.clock()
+            )
+
     async def release(self, reservation: Reservation) -> None:
         """Give the reservation back (the call failed before costing anything)."""
         await self.settle(reservation, 0.0)
