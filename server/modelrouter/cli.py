@@ -87,6 +87,11 @@ def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: server.host)")
     serve.add_argument("--port", type=int, help="port to bind (default: server.port)")
     serve.add_argument(
+        "--http-port",
+        type=int,
+        help="port of the OpenAI-compatible HTTP face and dashboard (default: http.port; 0: off)",
+    )
+    serve.add_argument(
         "--log-level",
         type=str.upper,
         choices=LOG_LEVELS,
@@ -228,6 +233,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     options = {"host": args.host, "port": args.port, "insecure": args.insecure}
+    if args.http_port is not None:
+        options["http_port"] = args.http_port
     if args.workers > 1:
         from .admin import run_workers
         from .config import load_config
