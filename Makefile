@@ -22,6 +22,10 @@ test:
 	$(MAKE) install EXTRAS=dev,local,fast,learned
 	$(BIN)/pip install ./plugins/examples/modelrouter-example-classifier
 	$(MAKE) lint
+	# The dashboard's browser test drives Debian's chromium (never `playwright install`).
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+		(apt-get install -y chromium || sudo -n apt-get install -y chromium) || \
+		echo "chromium is not installed: tests/test_http_dashboard.py will skip its browser test"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	cd clients/node && npm ci --no-audit --no-fund && npm test
 
