@@ -80,6 +80,10 @@ function config(upstreamUrl: string): string {
 host = "127.0.0.1"
 grace_period_s = 1
 
+# Only the gRPC face is tested here; 0 turns the HTTP server off (it would bind 8080).
+[http]
+port = 0
+
 [routing]
 default_classifier = "rules"
 default_max_output_tokens = 64
