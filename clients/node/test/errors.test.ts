@@ -209,7 +209,7 @@ test("reflection answers v1alpha clients", async () => {
 
 test(
   "reflection answers v1 clients",
-  { todo: "server.py: also register grpc_reflection.v1 (today only v1alpha is served)" },
+  { todo: "server.py: also serve grpc.reflection.v1.ServerReflection (today only v1alpha is served)" },
   async () => {
     const reply = await listServicesByReflection(server.target, "v1");
     assert.equal(reply.status, "0", `grpc-status ${reply.status}`);
@@ -219,7 +219,7 @@ test(
 
 test(
   "an unknown model in Execute is NOT_FOUND with a ResourceInfo, like GetModel",
-  { todo: "router.py/status.py: Execute's unknown `model` raises NotFound('model', name), not InvalidRequest" },
+  { todo: "pipeline/validate.py: Execute's unknown `model` must raise NotFound('model', name), not a BadRequest violation" },
   async () => {
     const error = await failure(client.execute("hello", { model: "gpt-nope" }));
     assert.equal(error.codeName, "NOT_FOUND");
@@ -231,7 +231,7 @@ test(
 
 test(
   "validation errors carry a specific ErrorInfo reason, not the status name",
-  { todo: "status.py: InvalidRequest's ErrorInfo reason is the generic INVALID_ARGUMENT" },
+  { todo: "status.py: InvalidRequest's ErrorInfo reason must be specific (today the generic INVALID_ARGUMENT)" },
   async () => {
     const error = await failure(client.route("hi", { minQuality: 3 }));
     assert.equal(error.codeName, "INVALID_ARGUMENT");
