@@ -119,14 +119,22 @@ class SqliteDatabase:
             ) from error
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await asyncio.to_thread(self._conn.close)
-            self._conn = None
+        def close() -> None:
+            # Under the lock: closing while a worker thread still runs a statement on the
+            # connection crashes the interpreter (a cancelled caller leaves its thread
+            # running).
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await asyncio.to_thread(close)
 
     async def run(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
-            assert self._conn is not None, "SqliteDatabase.open() was not awaited"
             with self._lock:
+                if self._conn is None:
+                    raise StorageUnavailable("the SQLite database is closed")
                 return work(self._conn)
 
         return await self.retry.run(
