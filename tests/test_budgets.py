@@ -130,7 +130,14 @@ async def test_get_usage_reports_spend_after_execute(modelrouter_server_factory)
 
 
 async def _hammer(ports: list[int], n: int) -> tuple[int, int]:
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in ports]
+    # Four connections per server: one connection may open only
+    # [server] max_concurrent_streams_per_connection (100) calls at once.
+    separate = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(f"127.0.0.1:{p}", options=separate)
+        for p in ports
+        for _ in range(4)
+    ]
     stubs = [router_pb2_grpc.ModelRouterStub(c) for c in channels]
     request = pb.ExecuteRequest(
         messages=user(LONG_PROMPT), constraints=pb.Constraints(max_output_tokens=MAX_TOKENS)
