@@ -81,7 +81,12 @@ async def run(kind: str) -> None:
         )
         config = parse_config(TEST_CONFIG + telemetry)
         started = await create_server(
-            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin], environ={}
+            config,
+            host="127.0.0.1",
+            port=0,
+            plugins=[fake_provider_plugin],
+            environ={},
+            http_port=0,
         )
         print(started.port, flush=True)
         await started.grpc_server.wait_for_termination()
@@ -98,7 +103,7 @@ async def run(kind: str) -> None:
 
         config = load_config(sys.argv[2]) if len(sys.argv) > 2 else parse_config(TEST_CONFIG)
         started = await create_server(
-            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin], http_port=0
         )
         server, port = started.grpc_server, started.port
     print(port, flush=True)

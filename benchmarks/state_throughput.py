@@ -44,7 +44,11 @@ BUDGET = "\n[budgets.default]\nday_usd = 1000000.0\n"
 
 async def measure(config_text: str, requests: int, concurrency: int) -> float:
     server = await create_server(
-        parse_config(config_text), host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+        parse_config(config_text),
+        host="127.0.0.1",
+        port=0,
+        plugins=[fake_provider_plugin],
+        http_port=0,
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
