@@ -6,7 +6,10 @@ atomic in every backend, so several replicas may share one store (except `memory
 lives in one process and is shared with nothing).
 
 ``DecisionLog`` is the durable record of routing decisions and the feedback on them. A
-write that returns has been committed; callers acknowledge only after it returns.
+write that returns has been committed; callers acknowledge only after it returns. The
+server wraps a durable log in :class:`~modelrouter.state.batching.BatchedDecisionLog`,
+whose ``record`` returns once the row is buffered (visible to ``get``) and commits it in a
+group shortly after; feedback is still committed before it returns.
 
 Money crosses these interfaces as integer nano-USD (1e-9 USD), so atomic arithmetic in
 Redis Lua, SQLite and PostgreSQL is exact and identical.
@@ -275,6 +278,12 @@ class DecisionLog(abc.ABC):
     @abc.abstractmethod
     async def record(self, decision: DecisionRecord) -> None:
         """Commit ``decision`` (insert, or replace one with the same id)."""
+
+    async def record_many(self, decisions: Sequence[DecisionRecord]) -> None:
+        """Commit every decision of ``decisions`` (the group commit of
+        :mod:`.batching`): in one transaction, all or none, where the store has them."""
+        for decision in decisions:
+            await self.record(decision)
 
     @abc.abstractmethod
     async def get(self, decision_id: str) -> DecisionRecord | None:

@@ -469,6 +469,22 @@ class PostgresDecisionLog(OwnsDatabase, DecisionLog):
             ),
         )
 
+    async def record_many(self, decisions: Sequence[DecisionRecord]) -> None:
+        columns = [c.strip() for c in DECISION_COLUMNS.split(",")]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        placeholders = ", ".join(["%s"] * len(columns))
+        rows = [decision_row(d) for d in decisions]
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.cursor() as cursor:  # one pipelined round trip for the batch
+                await cursor.executemany(
+                    f"INSERT INTO {self.s}.decisions ({DECISION_COLUMNS}) "
+                    f"VALUES ({placeholders}) ON CONFLICT (decision_id) DO UPDATE SET {updates}",
+                    rows,
+                )
+
+        await self.db.transaction("record_many", work)
+
     async def get(self, decision_id: str) -> DecisionRecord | None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> DecisionRecord | None:
             cur = await conn.execute(

@@ -11,6 +11,7 @@ from ..config import Config, ExecutionConfig, StateConfig
 from ..errors import ConfigError, StorageUnavailable
 from ..execution.circuit import CircuitBreaker
 from .adaptive import AdaptivePolicy
+from .batching import BatchedDecisionLog
 from .budgets import Budgets
 from .feedback import FeedbackService
 from .interfaces import DecisionLog, HotState
@@ -35,15 +36,19 @@ def _hot_store(config: StateConfig) -> HotState:
 
 
 def _decision_log(config: StateConfig) -> DecisionLog:
+    """The configured log; a durable one group-commits its rows off the request path
+    (:mod:`.batching` says what that keeps and what a crash can lose)."""
     storage = config.storage
     if storage.log == "sqlite":
         from .sqlite import SqliteDecisionLog
 
-        return SqliteDecisionLog(storage.sqlite_path)
+        return BatchedDecisionLog(SqliteDecisionLog(storage.sqlite_path))
     if storage.log == "postgres":
         from .postgres import PostgresDecisionLog
 
-        return PostgresDecisionLog(storage.postgres_url, storage.postgres_schema)
+        return BatchedDecisionLog(
+            PostgresDecisionLog(storage.postgres_url, storage.postgres_schema)
+        )
     return MemoryDecisionLog()
 
 

@@ -375,6 +375,17 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
             ),
         )
 
+    async def record_many(self, decisions: Sequence[DecisionRecord]) -> None:
+        placeholders = ", ".join("?" * 16)
+        rows = [decision_row(d) for d in decisions]
+        await self.db.transaction(
+            "record_many",
+            lambda conn: conn.executemany(
+                f"INSERT OR REPLACE INTO decisions ({DECISION_COLUMNS}) VALUES ({placeholders})",
+                rows,
+            ),
+        )
+
     async def get(self, decision_id: str) -> DecisionRecord | None:
         def work(conn: sqlite3.Connection) -> DecisionRecord | None:
             row = conn.execute(
