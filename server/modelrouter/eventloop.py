@@ -1,8 +1,9 @@
 """The event loop the server runs on: uvloop when it is installed, else asyncio's own.
 
-uvloop (``pip install modelrouter[fast]``) makes every loop iteration, socket read and
-task switch cheaper: the gRPC handoffs and the provider SDKs' HTTP calls spend a good
-part of their time there. It is optional; without it nothing changes but speed.
+uvloop (a default dependency wherever it builds: every platform but Windows) makes every
+loop iteration, socket read and task switch cheaper: the gRPC handoffs and the provider
+SDKs' HTTP calls spend a good part of their time there. Without it nothing changes but
+speed.
 ``MODELROUTER_EVENT_LOOP=asyncio`` keeps asyncio's loop even when uvloop is installed.
 """
 
