@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from . import eventloop
 from .base import PluginContext
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["ModelRouter"].full_name
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost", "[::1]")
 
 
@@ -219,9 +220,7 @@ async def create_server(
     router_pb2_grpc.add_ModelRouterServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    _enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
     address = f"{host}:{config.server.port if port is None else port}"
     if credentials is None:
         bound_port = server.add_insecure_port(address)
@@ -282,6 +281,24 @@ async def create_server(
         health=health_servicer,
         telemetry_providers=built,
         http=http_server,
+    )
+
+
+def _enable_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> None:
+    """Serve reflection as ``v1alpha`` and as ``v1``: grpcurl and older clients ask the
+    former, newer clients the latter. The two protocols are the same messages under
+    another service name (grpcio-reflection ships only ``v1alpha``)."""
+    servicer = reflection.aio.ReflectionServicer(
+        (*services, reflection.SERVICE_NAME, REFLECTION_V1)
+    )
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1}),)
     )
 
 

@@ -47,7 +47,14 @@ def to_status(error: Exception) -> status_pb2.Status:
                 for v in error.violations
             ]
         )
-        return _status(code_pb2.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT", bad_request)
+        fields = ",".join(dict.fromkeys(v.field for v in error.violations))
+        return _status(
+            code_pb2.INVALID_ARGUMENT,
+            str(error),
+            "INVALID_REQUEST",
+            bad_request,
+            metadata={"fields": fields[:1024]},
+        )
     if isinstance(error, NotFound):
         info = error_details_pb2.ResourceInfo(
             resource_type=error.kind, resource_name=error.name, description=str(error)

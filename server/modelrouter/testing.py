@@ -82,6 +82,8 @@ class FakeProvider(Provider):
 
     kind = "fake"
     requires_api_key = False
+    #: Echoes whatever it is sent, so it can carry anything; the catalog decides.
+    supports = frozenset({"tools", "vision", "json"})
     #: Answers to give, in order, shared by every instance (per provider name).
     queues: ClassVar[dict[str, deque[Answer]]] = {}
     #: Every call made, as (provider name, call).
@@ -156,6 +158,8 @@ async def modelrouter_server_factory(
     async def start(
         config: Config | None = None, plugins: Iterable[object] = (), **kwargs: Any
     ) -> Any:
+        # No HTTP face unless asked for (``http_port=-1``: a free port, ``server.http.port``).
+        kwargs.setdefault("http_port", 0)
         server = await create_server(
             config or modelrouter_config,
             host="127.0.0.1",

@@ -10,6 +10,8 @@ retries are off):
   moves to the next fallback at once.
 * Non-retryable failures (bad request, auth) move to the next fallback without a retry.
 * ``context_length`` moves to the next fallback whose context window is larger.
+* A call needing what the provider cannot carry (tools, images, a response format) is
+  refused before it is sent (never sent with them dropped), and the next model tried.
 * Models whose circuit is open are skipped; so are models the budget cannot hold
   (:class:`.budget.AttemptBudget` reserves each attempt's maximum cost first).
 * Everything runs inside one :class:`~modelrouter.execution.retry.Deadline`; when it runs
@@ -60,7 +62,7 @@ from ..execution.circuit import CircuitBreaker
 from ..execution.retry import Backoff, Deadline
 from ..tokens import estimate_text_tokens
 from ..types import RoutingRequest
-from ..upstream import redact
+from ..upstream import check_supported, redact
 from .budget import AttemptBudget
 
 log = logging.getLogger(__name__)
@@ -192,6 +194,7 @@ class Run:
     # -- one attempt ---------------------------------------------------------------------------
 
     async def _complete_once(self, attempt: _Attempt) -> Completion:
+        check_supported(attempt.call, attempt.provider.supports, attempt.spec.provider)
         async with asyncio.timeout(max(self.deadline.remaining(), 0.0)):
             completion = await attempt.provider.complete(attempt.call)
         await self._succeed(attempt, completion.usage)
@@ -199,6 +202,7 @@ class Run:
 
     async def _open_stream(self, attempt: _Attempt) -> _OpenStream:
         """Call until the first delta arrives (failover is possible until then)."""
+        check_supported(attempt.call, attempt.provider.supports, attempt.spec.provider)
         iterator = aiter(attempt.provider.stream(attempt.call))
         opened = _OpenStream(iterator)
         try:
@@ -324,8 +328,9 @@ class Run:
         self.errors.append(error)
         breaker = self.executor.breaker
         opened = False
-        # A call cut short by the caller's own deadline says nothing about the model.
-        if not (error.kind == "timeout" and self.deadline.expired):
+        # A call cut short by the caller's own deadline says nothing about the model, nor
+        # does one refused before it was sent.
+        if error.kind != "unsupported" and not (error.kind == "timeout" and self.deadline.expired):
             was_open = breaker.open_reason(attempt.spec.name) is not None
             await breaker.record_failure(attempt.spec.name, error.kind)
             opened = not was_open and breaker.open_reason(attempt.spec.name) is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from ..errors import FieldViolation, InvalidRequest
+from ..errors import FieldViolation, InvalidRequest, NotFound
 from ..types import RoutingRequest
 
 
@@ -56,11 +56,8 @@ class Validate:
                         f"unknown provider {provider!r}; valid: {', '.join(sorted(providers))}",
                     )
                 )
-        if request.model is not None and request.model not in models:
-            violations.append(
-                FieldViolation(
-                    "model", f"unknown model {request.model!r}; valid: {', '.join(models)}"
-                )
-            )
         if violations:
             raise InvalidRequest(violations)
+        if request.model is not None and request.model not in models:
+            # The same answer as GetModel gives for the same mistake.
+            raise NotFound("model", request.model, list(models))
