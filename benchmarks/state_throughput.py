@@ -6,6 +6,11 @@ second and the ratio to the ``memory`` backend. Every Route logs its decision (a
 a budget, reads usage), so the ratio is the price of durable, shared state.
 
     .venv/bin/python benchmarks/state_throughput.py [--requests 2000] [--concurrency 32]
+        [--rounds 3]
+
+Every backend is measured once per round, the rounds alternate, and each backend's ratio
+is the median of its per-round ratios to ``memory + budget`` (the same work, state in
+process), so that drift on a shared machine falls on every backend alike.
 
 Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, database ``test``) are used when
 reachable and reported as skipped otherwise.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 import tempfile
 import time
@@ -71,32 +77,59 @@ async def measure(config_text: str, requests: int, concurrency: int) -> float:
         await server.stop(grace=0)
 
 
+CASES = {
+    "memory": "memory + budget",
+    "sqlite": "sqlite + budget",
+    "redis": "redis hot + sqlite log",
+    "postgres": "postgres hot + log",
+}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of every backend (medians)"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mr-bench-"))
-    baseline = await measure(TEST_CONFIG, args.requests, args.concurrency)
-    print(f"{'backend':<28} {'Route/s':>10} {'vs memory':>10}")
-    print(f"{'memory (no [storage])':<28} {baseline:>10.0f} {1.0:>10.2f}")
-    for backend in ("memory", "sqlite", "redis", "postgres"):
-        unique = f"mrbench_{uuid.uuid4().hex[:10]}"
-        text = TEST_CONFIG + "\n" + storage_table(backend, tmp / backend, unique) + BUDGET
-        label = {"redis": "redis hot + sqlite log", "postgres": "postgres hot + log"}.get(
-            backend, f"{backend} + budget"
-        )
-        try:
-            rate = await measure(text, args.requests, args.concurrency)
-        except Exception as error:  # an unreachable service is reported, not fatal
-            print(f"{label:<28} skipped: {error}")
+    rates: dict[str, list[float]] = {"plain": [], **{b: [] for b in CASES}}
+    skipped: dict[str, str] = {}
+    for round_ in range(args.rounds):
+        rates["plain"].append(await measure(TEST_CONFIG, args.requests, args.concurrency))
+        for backend in CASES:
+            if backend in skipped:
+                continue
+            unique = f"mrbench_{uuid.uuid4().hex[:10]}"
+            path = tmp / f"{backend}-{round_}"
+            text = TEST_CONFIG + "\n" + storage_table(backend, path, unique) + BUDGET
+            try:
+                rates[backend].append(await measure(text, args.requests, args.concurrency))
+            except Exception as error:  # an unreachable service is reported, not fatal
+                skipped[backend] = str(error)
+            finally:
+                if backend == "redis":
+                    await _quietly(drop_redis_prefix(unique))
+                if backend == "postgres":
+                    await _quietly(drop_postgres_schema(unique))
+    print(
+        f"{args.requests} Route calls per case, concurrency {args.concurrency}, "
+        f"median of {args.rounds} alternating rounds"
+    )
+    print(f"{'backend':<28} {'Route/s':>10} {'vs memory+budget':>17} {'per round':>20}")
+    plain = statistics.median(rates["plain"])
+    print(f"{'memory (no [storage])':<28} {plain:>10.0f}")
+    for backend, label in CASES.items():
+        if backend in skipped:
+            print(f"{label:<28} skipped: {skipped[backend]}")
             continue
-        finally:
-            if backend == "redis":
-                await _quietly(drop_redis_prefix(unique))
-            if backend == "postgres":
-                await _quietly(drop_postgres_schema(unique))
-        print(f"{label:<28} {rate:>10.0f} {rate / baseline:>10.2f}")
+        per_round = [r / m for r, m in zip(rates[backend], rates["memory"], strict=False)]
+        print(
+            f"{label:<28} {statistics.median(rates[backend]):>10.0f} "
+            f"{statistics.median(per_round):>17.2f} "
+            f"{', '.join(f'{r:.2f}' for r in per_round):>20}"
+        )
 
 
 async def _quietly(cleanup: object) -> None:
@@ -105,4 +138,6 @@ async def _quietly(cleanup: object) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from modelrouter import eventloop
+
+    eventloop.run(main())
