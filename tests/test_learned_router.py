@@ -107,6 +107,7 @@ def test_eval_cli_reports_aiq_and_pair_metrics_and_draws_the_plot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plot = tmp_path / "curves.png"
+    reliability = tmp_path / "reliability.png"
     status = modelrouter_cli(
         [
             "eval",
@@ -123,10 +124,18 @@ def test_eval_cli_reports_aiq_and_pair_metrics_and_draws_the_plot(
             "--json",
             "--plot",
             str(plot),
+            "--reliability-plot",
+            str(reliability),
         ]
     )
     assert status == 0
     out = json.loads(capsys.readouterr().out)
+    assert set(out["calibration"]) == {"learned", "length", "knn", "oracle", "zero"}
+    learned_cal = out["calibration"]["learned"]
+    assert set(learned_cal["models"]) == set(out["models"])
+    assert 0.0 <= learned_cal["ece"] <= 1.0 and 0.0 < learned_cal["brier"] < 1.0
+    assert out["calibration"]["oracle"]["brier"] == 0.0
+    assert reliability.stat().st_size > 10_000
     assert set(out["aiq"]) >= {"router", "zero", "oracle"}
     assert set(out["aiq"]["routers"]) == {"learned", "length", "knn"}
     assert out["aiq"]["oracle"] >= max(out["aiq"]["routers"].values())

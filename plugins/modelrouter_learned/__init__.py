@@ -8,14 +8,20 @@ rename it over the old one) without a restart.
 
 For each request it embeds the last user turn (in a worker thread) and returns:
 
-* ``predicted_quality``: each artifact model's probability of answering well, which
-  selection uses in place of the catalog's static quality for those models;
+* ``predicted_quality``: each artifact model's P(adequate), the probability that its answer
+  to this request is adequate; calibrated on held-back training prompts when the artefact
+  is (format 2, ``modelrouter train`` by default), so 0.8 means right about 4 times in 5.
+  Selection uses it in place of the catalog's static quality for those models;
 * ``score``: predicted difficulty, ``1 - mean(predicted quality)``, and ``complexity`` its
   band (SIMPLE < 0.25 <= MODERATE < 0.5 <= COMPLEX < 0.75 <= EXPERT);
 * ``task_type``: from the ``embedding`` classifier on the same embedding when the artifact
   uses its embedder, else CHAT;
 * ``confidence``: mean decisiveness ``|2p - 1|`` of the per-model predictions;
-* ``features``: ``difficulty`` and ``predicted_cost_usd.<model>`` per model.
+* ``features``: ``difficulty``, ``calibrated`` (1.0 or 0.0) and ``predicted_cost_usd.<model>``
+  per model. :attr:`LearnedClassifier.version` is the serving artefact's content version.
+
+Only the first tokens of a prompt are embedded (the window is part of the artefact's embedder
+name, e.g. ``minilm:all-MiniLM-L6-v2:128``), which bounds the cost of long prompts.
 
 The hook registers the classifier only when an artifact is configured. A configured artifact
 whose embedder needs the ``learned`` extra raises ImportError naming the extra if it is
@@ -116,6 +122,11 @@ class LearnedClassifier(Classifier):
                 )
             self.model, self.embedder, self._mtime_ns = model, embedder, mtime
 
+    @property
+    def version(self) -> str:
+        """Content version of the artefact being served (changes when it is retrained)."""
+        return self.model.version
+
     def _task_for(self, vector: np.ndarray) -> tuple[TaskType, float]:
         if not self._use_task_classifier:
             return TaskType.CHAT, 0.0
@@ -140,7 +151,7 @@ class LearnedClassifier(Classifier):
         cost = model.predict_cost([prompt])[0]
         difficulty = float(np.clip(1.0 - quality.mean(), 0.0, 1.0))
         task, _ = self._task_for(vector[0])
-        features = {"difficulty": difficulty}
+        features = {"difficulty": difficulty, "calibrated": 1.0 if model.calibrated else 0.0}
         features.update(
             (f"predicted_cost_usd.{m}", float(c)) for m, c in zip(model.models, cost, strict=True)
         )
