@@ -180,3 +180,30 @@ async def test_sessions_are_shared_by_replicas(backend_config, modelrouter_serve
     assert second.selected.model == "small-coder" and "session affinity" in second.reason
     for channel in channels:
         await channel.close()
+
+
+async def test_cli_sends_tools_images_schema_and_session(
+    modelrouter_server_factory, tmp_path, capsys
+):
+    import asyncio
+    import json
+
+    from modelrouter.cli import main
+
+    server = await modelrouter_server_factory(config=_with_capabilities(', "tools", "json"'))
+    target = f"127.0.0.1:{server.port}"
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([{"type": "function", "function": {"name": "get_weather"}}]))
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "object"}')
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    argv = ["route", "weather?", "--target", target, "--json", "--tool-file", str(tools)]
+    assert await asyncio.to_thread(main, [*argv, "--session", "cli"]) == 0
+    routed = json.loads(capsys.readouterr().out)
+    assert routed["selected"]["model"] == "large"
+    argv = ["execute", "what is this?", "--target", target, "--image", str(picture)]
+    assert await asyncio.to_thread(main, [*argv, "--json-schema", str(schema)]) == 0
+    [(_, call)] = FakeProvider.history
+    assert call.options.response_format is not None
+    assert call.messages[-1].parts[1].image.media_type == "image/png"

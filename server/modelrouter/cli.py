@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -65,6 +66,40 @@ def _describe_rpc_error(error: grpc.RpcError, target: str | None) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and target is not None:
         return f"error: DEADLINE_EXCEEDED: no answer from modelrouter at {target} in time"
     return f"error: {code.name}: {details}"
+
+
+def _json_file(path: str) -> Any:
+    """The JSON document in ``path`` (a usage error, not a traceback, when it is not one)."""
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {error.strerror}") from None
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{path!r} is not valid JSON: {error}") from None
+
+
+def _request_arguments(command: argparse.ArgumentParser) -> None:
+    """What a request carries besides its text: tools, images, a response format, a session."""
+    command.add_argument(
+        "--tool-file",
+        type=_json_file,
+        help="JSON file with a list of tools: {name, description, parameters} "
+        '(OpenAI\'s {"type": "function", "function": {...}} is accepted too)',
+    )
+    command.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="attach an image (a file or an http(s) URL) to the user message; repeatable",
+    )
+    command.add_argument(
+        "--json-schema",
+        type=_json_file,
+        metavar="FILE",
+        help="answer as JSON conforming to the JSON Schema in FILE",
+    )
+    command.add_argument("--session", help="session id: later turns keep the session's model")
 
 
 def _positive(text: str) -> int:
@@ -121,6 +156,8 @@ def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
         command.add_argument("prompt", help="the user message")
         command.add_argument("--system", help="a system prompt sent before the user message")
         _constraint_arguments(command)
+        if name == "route":
+            _request_arguments(command)
         command.set_defaults(run=run)
 
     execute = commands.add_parser("execute", help="route a prompt and print the answer")
@@ -131,6 +168,7 @@ def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
     execute.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     execute.add_argument("--temperature", type=float)
     _constraint_arguments(execute)
+    _request_arguments(execute)
     execute.set_defaults(run=_execute)
 
     for name, help_text, run in (
@@ -206,9 +244,35 @@ def _constraints(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) not in (None, [])}
 
 
-def _conversation(args: argparse.Namespace) -> list[tuple[str, str]]:
-    turns = [("system", args.system)] if args.system else []
-    return [*turns, ("user", args.prompt)]
+def _conversation(args: argparse.Namespace) -> Any:
+    from modelrouter_client import build_messages, image, user_message
+
+    turns = [("system", args.system)] if getattr(args, "system", None) else []
+    images = getattr(args, "image", [])
+    if not images:
+        return [*turns, ("user", args.prompt)]
+    return [*build_messages(turns), user_message(args.prompt, *(image(p) for p in images))]
+
+
+def _request_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Tools, response format and session from the command line (see _request_arguments)."""
+    from modelrouter_client import json_schema, tool
+
+    options: dict[str, Any] = {}
+    if getattr(args, "tool_file", None) is not None:
+        entries = args.tool_file if isinstance(args.tool_file, list) else [args.tool_file]
+        tools = []
+        for entry in entries:
+            spec = entry.get("function", entry) if isinstance(entry, dict) else {}
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ConfigError(f"--tool-file: each tool needs a name, got {entry!r:.80}")
+            tools.append(tool(spec["name"], spec.get("parameters"), spec.get("description", "")))
+        options["tools"] = tools
+    if getattr(args, "json_schema", None) is not None:
+        options["response_format"] = json_schema(args.json_schema)
+    if getattr(args, "session", None):
+        options["session_id"] = args.session
+    return options
 
 
 def _call(args: argparse.Namespace, call: Callable[[Any], Any]) -> Any:
@@ -267,7 +331,8 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _route(args: argparse.Namespace) -> int:
-    response = _call(args, lambda c: c.route(_conversation(args), **_constraints(args)))
+    options = {**_constraints(args), **_request_options(args)}
+    response = _call(args, lambda c: c.route(_conversation(args), **options))
     lines = [
         f"selected: {response.selected.model} ({response.selected.provider}) "
         f"est. ${response.selected.estimated_cost_usd:.6f}",
@@ -282,7 +347,12 @@ def _route(args: argparse.Namespace) -> int:
 
 def _execute(args: argparse.Namespace) -> int:
     conversation = _conversation(args)
-    options = {"model": args.model, "temperature": args.temperature, **_constraints(args)}
+    options = {
+        "model": args.model,
+        "temperature": args.temperature,
+        **_constraints(args),
+        **_request_options(args),
+    }
     if not args.stream:
         response = _call(args, lambda c: c.execute(conversation, **options))
         _print(args, response, response.text + "\n" + _describe_execution(response))
