@@ -2,8 +2,9 @@
 
     python benchmarks/_bench_servers.py echo       # bare grpc.aio ModelRouter returning a constant
     python benchmarks/_bench_servers.py router     # the real server on the test catalog
-    python benchmarks/_bench_servers.py router-otlp PORT   # ... exporting traces and metrics
-                                                           # over OTLP/gRPC to 127.0.0.1:PORT
+    python benchmarks/_bench_servers.py router-otlp PORT [RATIO]  # ... exporting traces and
+                                    # metrics over OTLP/gRPC to 127.0.0.1:PORT, sampling RATIO
+                                    # of the traces (default 1.0: every one)
     python benchmarks/_bench_servers.py otlp-receiver      # a receiver that stores exports
 
 Each prints its port on the first line of stdout, then serves until killed. Every server
@@ -75,9 +76,10 @@ async def run(kind: str) -> None:
         from modelrouter.server import create_server
         from modelrouter.testing import TEST_CONFIG, fake_provider_plugin
 
+        ratio = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
         telemetry = (
             f'\n[telemetry]\notlp_endpoint = "http://127.0.0.1:{sys.argv[2]}"\n'
-            "metric_export_interval_s = 5\n"
+            f"metric_export_interval_s = 5\nsample_ratio = {ratio}\n"
         )
         config = parse_config(TEST_CONFIG + telemetry)
         started = await create_server(

@@ -143,6 +143,13 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--config", help="router config (default: the test catalog)")
     parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        nargs="*",
+        default=[1.0, 0.1],
+        help="[telemetry] sample_ratio of each OTLP-on run (none: skip the telemetry runs)",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="alternating rounds of every case (medians)"
     )
     args = parser.parse_args()
@@ -189,13 +196,14 @@ async def main() -> None:
         f"per round: {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"by server CPU per call: {echo_route['cpu_ms'] / routed['cpu_ms']:.2f}"
     )
-    await compare_telemetry(args.requests, args.concurrency, args.rounds)
+    for ratio in args.sample_ratio:
+        await compare_telemetry(args.requests, args.concurrency, args.rounds, ratio)
 
 
-async def compare_telemetry(requests: int, concurrency: int, rounds: int) -> None:
+async def compare_telemetry(requests: int, concurrency: int, rounds: int, ratio: float) -> None:
     receiver, receiver_port = start_server("otlp-receiver")
     plain, plain_port = start_server("router")
-    traced, traced_port = start_server("router-otlp", str(receiver_port))
+    traced, traced_port = start_server("router-otlp", str(receiver_port), str(ratio))
     off: list[dict[str, float]] = []
     on: list[dict[str, float]] = []
     try:
@@ -209,7 +217,10 @@ async def compare_telemetry(requests: int, concurrency: int, rounds: int) -> Non
             process.wait()
 
     off_median, on_median = median(off), median(on)
-    print(f"telemetry: median of {rounds} alternating rounds of {requests} Route calls")
+    print(
+        f"telemetry (traces sampled: {ratio:g}; metrics on): median of {rounds} alternating "
+        f"rounds of {requests} Route calls"
+    )
     report("telemetry off", off_median, off_median, "off")
     report("telemetry on OTLP", on_median, off_median, "off")
     print(f"router with telemetry: resident memory {rss:.1f} MB")
