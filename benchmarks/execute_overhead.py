@@ -104,7 +104,12 @@ def run_upstream(latency_s: float, ports: multiprocessing.Queue) -> None:  # typ
     eventloop.run(main())
 
 
-def run_router(base_url: str, ports: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def run_router(
+    base_url: str,
+    ports: multiprocessing.Queue,  # type: ignore[type-arg]
+    extra_config: str = "",
+) -> None:
+    """The router with one openai provider at ``base_url`` (``extra_config``: more TOML)."""
     import logging
 
     from modelrouter import eventloop
@@ -112,7 +117,8 @@ def run_router(base_url: str, ports: multiprocessing.Queue) -> None:  # type: ig
     from modelrouter.server import create_server
 
     logging.disable(logging.WARNING)
-    config = parse_config(f"""
+    config = parse_config(
+        f"""
 [providers.bench]
 type = "openai"
 api_key_env = "BENCH_KEY"
@@ -126,7 +132,9 @@ output_price_usd_per_mtok = 1.0
 context_window_tokens = 100000
 typical_latency_ms = 20
 quality = 0.9
-""")
+"""
+        + extra_config
+    )
 
     async def main() -> None:
         server = await create_server(
