@@ -12,8 +12,9 @@ ratio (median of the rounds). Target (issue 14): >= 1.7x. The client processes s
 machine with the workers: on two cores they take a good part of it, which caps the ratio.
 
 ``memory``: one server (openai provider pointed at a local fake upstream that answers at
-once) receives a mix of Route, Classify, Execute and GetStats; its resident set size is
-read from ``/proc`` after 1k requests and after ``--requests``. Target: <= 1.1x.
+once; SQLite state, as shipped) receives a mix of Route, Classify, Execute and GetStats;
+its resident set size is read from ``/proc`` after 1k requests and after ``--requests``.
+Target: <= 1.1x.
 """
 
 from __future__ import annotations
@@ -165,7 +166,13 @@ def memory(args: argparse.Namespace) -> None:
     upstream = context.Process(target=run_upstream, args=(0.0, ports), daemon=True)
     upstream.start()
     url = f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
-    router = context.Process(target=run_router, args=(url, ports), daemon=True)
+    # The shipped default storage: SQLite for budgets and the decision log (on a temp file).
+    storage = WORKER_CONFIG.split("[storage]")[1].format(
+        path=Path(tempfile.mkdtemp(prefix="mr-rss-")) / "state.db"
+    )
+    router = context.Process(
+        target=run_router, args=(url, ports, "\n[storage]" + storage), daemon=True
+    )
     router.start()
     port = ports.get(timeout=60)
     assert router.pid is not None
