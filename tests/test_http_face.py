@@ -24,7 +24,13 @@ from modelrouter.testing import TEST_CONFIG, FakeProvider
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
 
-from .fake_upstreams import Reply, Stream, openai_completion, openai_tool_call_chunks
+from .fake_upstreams import (
+    Reply,
+    Stream,
+    openai_chunks,
+    openai_completion,
+    openai_tool_call_chunks,
+)
 
 KEYS = f"""
 [auth]
@@ -170,15 +176,12 @@ async def test_routing_headers_and_the_modelrouter_object_constrain_the_choice(f
     assert completion.model == "large"
 
 
-@pytest.mark.parametrize("stream", [False, True])
-async def test_tool_calling_round_trip_through_the_face(
-    stream, openai_upstream, modelrouter_server_factory
-):
-    config = f"""
+def upstream_config(base_url: str) -> str:
+    return f"""
 [providers.up]
 type = "openai"
 api_key_env = "UP_KEY"
-base_url = "{openai_upstream.base_url}"
+base_url = "{base_url}"
 
 [[models]]
 name = "tool-model"
@@ -201,8 +204,16 @@ typical_latency_ms = 100
 quality = 0.9
 capabilities = ["chat", "code"]
 """
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tool_calling_round_trip_through_the_face(
+    stream, openai_upstream, modelrouter_server_factory
+):
     server = await modelrouter_server_factory(
-        config=parse_config(config), environ={"UP_KEY": "sk-up"}, http_port=-1
+        config=parse_config(upstream_config(openai_upstream.base_url)),
+        environ={"UP_KEY": "sk-up"},
+        http_port=-1,
     )
     calls = [("call_1", "get_weather", '{"city": "Paris"}')]
     if stream:
@@ -314,7 +325,7 @@ async def test_bad_input_is_400_naming_the_param(face, body, param, fragment):
     assert error.status_code == 400
     assert error.body["param"] == param, error.body
     assert error.body["type"] == "invalid_request_error"
-    assert error.body["code"] == "invalid_argument"
+    assert error.body["code"] == "invalid_request"
     assert fragment in error.body["message"]
 
 
@@ -492,3 +503,65 @@ async def test_answers_are_not_held_back_by_delayed_acks(face):
                 await response.read()
             timings.append(asyncio.get_running_loop().time() - started)
     assert sorted(timings)[10] < 0.030, timings
+
+
+async def test_a_client_leaving_a_stream_stops_the_upstream_and_settles(
+    openai_upstream, modelrouter_server_factory
+):
+    server = await modelrouter_server_factory(
+        config=parse_config(upstream_config(openai_upstream.base_url)),
+        environ={"UP_KEY": "sk-up"},
+        http_port=-1,
+    )
+    words = [f"w{i} " for i in range(50)]
+    openai_upstream.enqueue(Stream(openai_chunks(words, model="text-upstream"), delay_s=0.2))
+    async with sdk(server) as client:
+        stream = await client.chat.completions.create(
+            model="auto", messages=[QUESTION], stream=True
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        await stream.close()
+    await asyncio.wait_for(openai_upstream.disconnected.wait(), 5)
+    for _ in range(50):  # the record stage runs as the stream unwinds
+        [decision] = await server.state.decisions.recent("default", 1) or [None]
+        if decision is not None and decision.outcome != "routed":
+            break
+        await asyncio.sleep(0.1)
+    assert decision is not None and decision.outcome == "error"
+    assert await server.state.budgets.in_flight("default") == 0
+    [stream_stats] = [
+        m for m in server.telemetry.stats.snapshot().methods if m.method == "ExecuteStream"
+    ]
+    assert stream_stats.requests == 1 and stream_stats.server_errors == 0
+
+
+async def test_the_tenant_rate_limit_is_shared_with_grpc_and_answers_429(
+    modelrouter_server_factory,
+):
+    config = parse_config(
+        TEST_CONFIG + "\n[limits]\ntenant_requests_per_second = 0.01\ntenant_request_burst = 2\n"
+    )
+    server = await modelrouter_server_factory(config=config, http_port=-1)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        await stub.Route(pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content="hi")]))
+    async with sdk(server) as client:
+        await client.chat.completions.create(model="auto", messages=[QUESTION])
+        error = await error_of(client.chat.completions.create(model="auto", messages=[QUESTION]))
+    assert isinstance(error, openai.RateLimitError)
+    assert error.body["code"] == "rate_limited"
+    assert int(error.response.headers["retry-after"]) >= 50
+
+
+async def test_an_open_http_face_on_a_public_address_needs_auth_or_consent(
+    modelrouter_server_factory,
+):
+    from modelrouter.errors import ConfigError
+
+    config = parse_config(TEST_CONFIG + '\n[http]\nhost = "0.0.0.0"\n')
+    with pytest.raises(ConfigError, match=r"http\.host"):
+        await modelrouter_server_factory(config=config, http_port=-1)
+    server = await modelrouter_server_factory(config=config, http_port=-1, insecure=True)
+    assert server.http.port > 0

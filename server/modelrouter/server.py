@@ -204,6 +204,10 @@ async def create_server(
         # Beyond this many calls in flight, new ones are refused (RESOURCE_EXHAUSTED).
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs or None,
     )
+    # One bucket per tenant, shared by both faces.
+    rate_limiter = RateLimiter(
+        config.limits.tenant_requests_per_second, config.limits.tenant_request_burst
+    )
     servicer = ModelRouterServicer(
         config=config,
         pipeline=pipeline,
@@ -212,9 +216,7 @@ async def create_server(
         state=state,
         stats=telemetry.stats,
         authenticator=authenticator,
-        rate_limiter=RateLimiter(
-            config.limits.tenant_requests_per_second, config.limits.tenant_request_burst
-        ),
+        rate_limiter=rate_limiter,
         rpc=RpcTelemetry(telemetry, SERVICE_NAME),
     )
     router_pb2_grpc.add_ModelRouterServicer_to_server(servicer, server)
@@ -234,6 +236,15 @@ async def create_server(
     if http_port != 0:
         from .http import HttpServices, create_app, start_http
 
+        open_to_all = config.state.auth.allow_unauthenticated or insecure
+        if not authenticator.enabled and config.http.host not in _LOOPBACK and not open_to_all:
+            await server.stop(0)
+            raise ConfigError(
+                f"{config.source}: auth.enabled is false but the HTTP face would listen on "
+                f"{config.http.host!r} (http.host), reachable from other machines; enable "
+                "[auth] with API keys, listen on 127.0.0.1, or set "
+                "auth.allow_unauthenticated = true (serve --insecure) to accept anyone"
+            )
         app = create_app(
             HttpServices(
                 config=config,
@@ -242,6 +253,7 @@ async def create_server(
                 state=state,
                 telemetry=telemetry,
                 authenticator=authenticator,
+                rate_limiter=rate_limiter,
             )
         )
         try:

@@ -104,7 +104,7 @@ test("images go to a vision model", async () => {
 test("errors: 400 names the param, 404 for an unknown model", async () => {
   await assert.rejects(
     client.chat.completions.create({ model: "auto", messages: [question], temperature: 7 }),
-    (error) => error instanceof OpenAI.BadRequestError && error.param === "temperature" && error.code === "invalid_argument",
+    (error) => error instanceof OpenAI.BadRequestError && error.param === "temperature" && error.code === "invalid_request",
   );
   await assert.rejects(
     client.chat.completions.create({ model: "gpt-9", messages: [question] }),

@@ -30,7 +30,7 @@ from ..config import Config
 from ..decision import Candidate, ExecutionSummary
 from ..errors import InvalidRequest, NotFound
 from ..pipeline import Call, Pipeline
-from ..security import DEFAULT_TENANT, Authenticator
+from ..security import DEFAULT_TENANT, Authenticator, RateLimiter
 from ..state import StateServices
 from ..status import grpc_code
 from ..telemetry import Telemetry
@@ -58,6 +58,9 @@ class HttpServices:
     state: StateServices
     telemetry: Telemetry
     authenticator: Authenticator
+    #: The per-tenant request rate (``[limits] tenant_requests_per_second``), shared with
+    #: the gRPC face; ``None``: unlimited.
+    rate_limiter: RateLimiter | None = None
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -82,6 +85,8 @@ class HttpFace:
         tenant = DEFAULT_TENANT
         try:
             tenant = self.s.authenticator.tenant_for(headers.items())
+            if self.s.rate_limiter is not None and method != "GetStats":
+                self.s.rate_limiter.admit(tenant)
             response = await handler(request, Call(method, tenant, call.span, _timeout(headers)))
         except asyncio.CancelledError:
             call.end(499, grpc.StatusCode.CANCELLED, tenant)
@@ -96,6 +101,7 @@ class HttpFace:
             call.end(status, code, tenant)
             return Response(body, status, headers=extra, media_type=JSON)
         if isinstance(response, _Stream):
+            call.method = "ExecuteStream"
             response.on_end = lambda status, code: call.end(status, code, tenant)
         else:
             call.end(response.status_code, grpc.StatusCode.OK, tenant)
