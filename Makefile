@@ -35,8 +35,15 @@ lint:
 	$(BIN)/lint-imports
 	$(BIN)/mypy server/modelrouter plugins/modelrouter_* clients/python/modelrouter_client
 
+# Issue 14's table (docs/performance.md): each script prints its figures; none asserts timings.
 bench:
 	$(BIN)/python benchmarks/route_throughput.py
+	$(BIN)/python benchmarks/execute_overhead.py
+	$(BIN)/python benchmarks/state_throughput.py
+	$(BIN)/python benchmarks/scaling.py workers
+	$(BIN)/python benchmarks/scaling.py memory
+	$(BIN)/python benchmarks/http_overhead.py
+	$(BIN)/python benchmarks/classifier_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info server/modelrouter/v1/*_pb2*.py*
