@@ -92,7 +92,13 @@ async def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating rounds of every backend (medians)"
     )
+    parser.add_argument(
+        "--no-budget",
+        action="store_true",
+        help="no [budgets]: Route writes the decision log only (no usage read per call)",
+    )
     args = parser.parse_args()
+    budget = "" if args.no_budget else BUDGET
     tmp = Path(tempfile.mkdtemp(prefix="mr-bench-"))
     rates: dict[str, list[float]] = {"plain": [], **{b: [] for b in CASES}}
     skipped: dict[str, str] = {}
@@ -103,7 +109,7 @@ async def main() -> None:
                 continue
             unique = f"mrbench_{uuid.uuid4().hex[:10]}"
             path = tmp / f"{backend}-{round_}"
-            text = TEST_CONFIG + "\n" + storage_table(backend, path, unique) + BUDGET
+            text = TEST_CONFIG + "\n" + storage_table(backend, path, unique) + budget
             try:
                 rates[backend].append(await measure(text, args.requests, args.concurrency))
             except Exception as error:  # an unreachable service is reported, not fatal
@@ -115,7 +121,7 @@ async def main() -> None:
                     await _quietly(drop_postgres_schema(unique))
     print(
         f"{args.requests} Route calls per case, concurrency {args.concurrency}, "
-        f"median of {args.rounds} alternating rounds"
+        f"median of {args.rounds} alternating rounds{'' if budget else ', no budget'}"
     )
     print(f"{'backend':<28} {'Route/s':>10} {'vs memory+budget':>17} {'per round':>20}")
     plain = statistics.median(rates["plain"])
