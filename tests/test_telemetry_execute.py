@@ -174,3 +174,48 @@ async def test_explicit_model_is_the_recorded_selection(stub, otel):  # noqa: F8
     assert [s.name for s in chats(otel)] == ["chat large"]
     decisions = otel.points(a.METRIC_DECISIONS)
     assert [p.attributes["modelrouter.selected.model"] for p in decisions] == ["large"]
+
+
+async def test_request_options_are_genai_attributes_and_tools_stay_private(
+    modelrouter_server_factory,
+    otel,  # noqa: F811
+):
+    tools_config = CONFIG.replace('"long_context"]', '"long_context", "tools", "json"]')
+    server = await modelrouter_server_factory(
+        parse_config(tools_config, source="CONFIG"),
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+    )
+    tool = pb.Tool(name="secret_lookup", parameters_json='{"type": "object"}')
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        await router_pb2_grpc.ModelRouterStub(channel).Execute(
+            pb.ExecuteRequest(
+                messages=user("hello"),
+                tools=[tool],
+                top_p=0.5,
+                seed=7,
+                stop=["END"],
+                response_format=pb.ResponseFormat(json_object=True),
+                model="large",
+            )
+        )
+    (chat,) = chats(otel)
+    attrs = chat.attributes
+    assert attrs["gen_ai.request.top_p"] == 0.5
+    assert attrs["gen_ai.request.seed"] == 7
+    assert attrs["gen_ai.output.type"] == "json"
+    assert attrs["modelrouter.request.tool_count"] == 1
+    # Tool names and stop sequences are content: not recorded without capture_content.
+    assert "gen_ai.tool.definitions" not in attrs and "gen_ai.request.stop_sequences" not in attrs
+    assert not any(
+        "secret_lookup" in str(v) for s in otel.finished() for v in s.attributes.values()
+    )
+
+
+async def test_an_explicit_model_lacking_what_the_request_needs_is_refused(stub):
+    tool = pb.Tool(name="lookup", parameters_json='{"type": "object"}')
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Execute(pb.ExecuteRequest(messages=user("hi"), tools=[tool], model="tiny"))
+    assert raised.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "lacks ['tools']" in raised.value.details()
+    assert FakeProvider.history == []

@@ -50,6 +50,7 @@ class Select:
             return Decision(decision_id, classification, selection, explored)
         spec = self.catalog.get(request.model)
         self.catalog.provider_for(spec)  # raises ModelUnavailable naming the missing variable
+        _check_explicit(spec, request, self._max_output_tokens(request))
         try:
             selection, explored = await self._by_policy(request, classification, unavailable)
         except NoEligibleModel as exc:
@@ -183,6 +184,26 @@ class Select:
         if notes:
             selection = dataclasses.replace(selection, reason="; ".join([*notes, selection.reason]))
         return selection, explored
+
+
+def _check_explicit(spec: ModelSpec, request: RoutingRequest, output_tokens: int) -> None:
+    """A model the caller named must still be able to serve the request: never send tools,
+    images or a schema to a model without them, nor a prompt its window cannot hold."""
+    lacking = request.needed_capabilities() - spec.capabilities
+    if lacking:
+        raise NoEligibleModel(
+            "request.capabilities",
+            f"model {spec.name} lacks {sorted(lacking)}, which the request needs",
+            [(spec.name, f"lacks {sorted(lacking)}")],
+        )
+    needed = estimate_prompt_tokens(request.messages) + output_tokens
+    if needed > spec.context_window_tokens:
+        raise NoEligibleModel(
+            "context_window",
+            f"model {spec.name} holds {spec.context_window_tokens} tokens; the request needs "
+            f"{needed} (estimated prompt + max output)",
+            [(spec.name, f"holds {spec.context_window_tokens} tokens")],
+        )
 
 
 def _candidate(

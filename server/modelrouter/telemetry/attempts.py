@@ -8,6 +8,7 @@ conventions' attributes. The attempt loop itself records nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -96,6 +97,7 @@ class AttemptTelemetry:
                 attributes[a.SERVER_PORT] = address[1]
             if temperature is not None:
                 attributes[a.GEN_AI_REQUEST_TEMPERATURE] = temperature
+            attributes.update(self._option_attributes(request))
             if usage is not None:
                 attributes[a.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
                 attributes[a.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
@@ -124,6 +126,30 @@ class AttemptTelemetry:
             retry=record.retry > 0,
             tenant=request.tenant,
         )
+
+    def _option_attributes(self, request: RoutingRequest) -> dict[str, Any]:
+        """The GenAI request attributes of the request's options. Tool names and schemas
+        are content: recorded only when the operator opted in."""
+        options = request.options
+        attributes: dict[str, Any] = {
+            a.GEN_AI_OUTPUT_TYPE: "json" if options.response_format is not None else "text"
+        }
+        if options.top_p is not None:
+            attributes[a.GEN_AI_REQUEST_TOP_P] = options.top_p
+        if options.seed is not None:
+            attributes[a.GEN_AI_REQUEST_SEED] = options.seed
+        if options.stop and self.telemetry.capture_content:
+            attributes[a.GEN_AI_REQUEST_STOP_SEQUENCES] = list(options.stop)
+        if options.tools:
+            attributes[a.TOOL_COUNT] = len(options.tools)
+            if self.telemetry.capture_content:
+                attributes[a.GEN_AI_TOOL_DEFINITIONS] = json.dumps(
+                    [
+                        {"type": "function", "name": t.name, "parameters": dict(t.parameters)}
+                        for t in options.tools
+                    ]
+                )
+        return attributes
 
     def _measure(
         self,

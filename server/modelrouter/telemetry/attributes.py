@@ -24,6 +24,13 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
 GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+#: ``json`` when the request asks for a response format, else ``text``.
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+#: Tool definitions offered to the model (names and schemas: content, so opt-in only).
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
@@ -56,6 +63,8 @@ ATTEMPTS: Final = "modelrouter.attempts"
 COST_USD: Final = "modelrouter.cost_usd"
 OUTCOME: Final = "modelrouter.outcome"
 MODEL: Final = "modelrouter.model"
+#: How many tools the request offered (a count, recorded always; names only with capture).
+TOOL_COUNT: Final = "modelrouter.request.tool_count"
 STREAM_STARTED: Final = "modelrouter.stream_started"
 
 # -- Metric names ---------------------------------------------------------------------

@@ -109,4 +109,3 @@ class ServerCall:
         else:
             outcome = "server_error" if code in SERVER_FAULTS else "client_error"
         telemetry.stats.record_call(self.method, outcome, elapsed_ms, tenant)
-
