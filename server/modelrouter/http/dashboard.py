@@ -61,6 +61,9 @@ async def data(
     if tenant is None:
         names = set(config.state.budgets.tenants) | set(stats.tenants())
         names |= {key.tenant for key in config.state.auth.keys}
+        if config.state.auth.enabled:
+            # With auth on, "default" only counts refused (unauthenticated) calls.
+            names.discard("default")
         tenants = sorted(names)[:MAX_TENANTS] or ["default"]
     else:
         tenants = [tenant]
