@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.state_fixtures import (  # noqa: E402
+    POSTGRES_URL,
     drop_postgres_schema,
     drop_redis_prefix,
     storage_table,
@@ -97,9 +98,15 @@ async def main() -> None:
         action="store_true",
         help="no [budgets]: Route writes the decision log only (no usage read per call)",
     )
+    parser.add_argument(
+        "--log-only", action="store_true", help="only the decision log's record() rate"
+    )
     args = parser.parse_args()
     budget = "" if args.no_budget else BUDGET
     tmp = Path(tempfile.mkdtemp(prefix="mr-bench-"))
+    await log_writes(tmp, args.requests, args.concurrency)
+    if args.log_only:
+        return
     rates: dict[str, list[float]] = {"plain": [], **{b: [] for b in CASES}}
     skipped: dict[str, str] = {}
     for round_ in range(args.rounds):
@@ -127,6 +134,7 @@ async def main() -> None:
     plain = statistics.median(rates["plain"])
     print(f"{'memory (no [storage])':<28} {plain:>10.0f}")
     for backend, label in CASES.items():
+        label = label if budget else label.replace(" + budget", "")
         if backend in skipped:
             print(f"{label:<28} skipped: {skipped[backend]}")
             continue
@@ -136,6 +144,61 @@ async def main() -> None:
             f"{statistics.median(per_round):>17.2f} "
             f"{', '.join(f'{r:.2f}' for r in per_round):>20}"
         )
+
+
+async def log_writes(tmp: Path, requests: int, concurrency: int) -> None:
+    """The decision log alone: ``record`` calls per second from ``concurrency`` writers,
+    written through (one transaction each, as before group commits) and group-committed
+    (:class:`~modelrouter.state.batching.BatchedDecisionLog`, as the server wires it), with
+    every row committed at the end of the measured time."""
+    from modelrouter.state.batching import BatchedDecisionLog
+    from modelrouter.state.interfaces import DecisionLog, DecisionRecord
+    from modelrouter.state.postgres import PostgresDecisionLog
+    from modelrouter.state.sqlite import SqliteDecisionLog
+
+    def row(i: int) -> DecisionRecord:
+        return DecisionRecord(
+            uuid.uuid4().hex, "default", time.time(), "route", "SIMPLE", "QA", "rules",
+            (), "tiny", 2e-5, "cheapest of 3 eligible models",
+        )  # fmt: skip
+
+    async def rate(log: DecisionLog) -> float:
+        await log.open()
+        try:
+            queue = iter(range(requests))
+
+            async def writer() -> None:
+                for i in queue:
+                    await log.record(row(i))
+
+            start = time.perf_counter()
+            await asyncio.gather(*(writer() for _ in range(concurrency)))
+            if isinstance(log, BatchedDecisionLog):
+                await log.flush()
+            return requests / (time.perf_counter() - start)
+        finally:
+            await log.aclose()
+
+    print(f"decision log alone: {requests} record() calls, {concurrency} writers")
+    print(f"{'log':<12} {'direct/s':>10} {'grouped/s':>10} {'ratio':>7}")
+    for name in ("sqlite", "postgres"):
+        unique = f"mrbench_{uuid.uuid4().hex[:10]}"
+
+        def make(name: str = name, unique: str = unique) -> DecisionLog:
+            if name == "sqlite":
+                return SqliteDecisionLog(str(tmp / f"log-{unique}.db"))
+            return PostgresDecisionLog(POSTGRES_URL, unique)
+
+        try:
+            direct = await rate(make())
+            grouped = await rate(BatchedDecisionLog(make()))
+        except Exception as error:  # an unreachable service is reported, not fatal
+            print(f"{name:<12} skipped: {error}")
+            continue
+        finally:
+            if name == "postgres":
+                await _quietly(drop_postgres_schema(unique))
+        print(f"{name:<12} {direct:>10.0f} {grouped:>10.0f} {grouped / direct:>7.1f}")
 
 
 async def _quietly(cleanup: object) -> None:
