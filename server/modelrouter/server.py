@@ -150,6 +150,7 @@ async def create_server(
 
     # State and telemetry.
     state = await open_state(config)
+    state.maintenance.start()
     built = build_providers(config.telemetry, environ)
     telemetry = Telemetry(
         tracer_provider or built.tracer_provider,

@@ -15,6 +15,7 @@ from .batching import BatchedDecisionLog
 from .budgets import Budgets
 from .feedback import FeedbackService
 from .interfaces import DecisionLog, HotState
+from .maintenance import Maintenance
 from .memory import MemoryDecisionLog, MemoryHotState
 
 
@@ -67,19 +68,40 @@ async def open_state(config: Config) -> StateServices:
         for store in opened:
             await store.aclose()
         raise
-    return StateServices(config.state, hot, decisions)
+    return StateServices(config, hot, decisions)
 
 
 class StateServices:
-    def __init__(self, config: StateConfig, hot: HotState, decisions: DecisionLog) -> None:
-        self.config = config
+    """Budgets, adaptive policy, feedback and the decision log over the opened stores, and
+    their upkeep (reaping abandoned reservations, sweeping decisions past retention)."""
+
+    def __init__(self, config: Config, hot: HotState, decisions: DecisionLog) -> None:
+        state, limits = config.state, config.limits
+        self.config = state
         self.hot = hot
         self.decisions = decisions
-        self.budgets = Budgets(config.budgets, hot)
-        self.adaptive = AdaptivePolicy(config.adaptive, hot)
-        self.feedback = FeedbackService(decisions, self.adaptive)
+        self.budgets = Budgets(
+            state.budgets, hot, request_timeout_s=config.execution.request_timeout_s
+        )
+        self.adaptive = AdaptivePolicy(state.adaptive, hot)
+        self.feedback = FeedbackService(
+            decisions,
+            self.adaptive,
+            hot=hot,
+            max_sources=limits.max_feedback_sources,
+            per_minute=limits.feedback_per_minute_per_tenant,
+            max_source_chars=limits.max_feedback_source_chars,
+            max_comment_chars=limits.max_feedback_comment_chars,
+        )
+        self.maintenance = Maintenance(
+            self.budgets,
+            decisions,
+            retention_days=state.storage.retention_days,
+            retention_sweep_batch=state.storage.retention_sweep_batch,
+        )
 
     async def aclose(self) -> None:
+        await self.maintenance.aclose()
         await self.hot.aclose()
         await self.decisions.aclose()
 
