@@ -74,18 +74,20 @@ def classify(clf: Classifier) -> Classification:
 
 
 def test_judge_verdict_sets_tier_task_and_band_midpoint_score() -> None:
-    provider = FakeProvider('{"complexity": "expert", "task_type": "REASONING", "confidence": 0.9}')
+    verdict = '{"complexity": "complex", "task_type": "REASONING", "confidence": 0.9}'
+    provider = FakeProvider(verdict)
     result = classify(JudgeClassifier(provider, "cheap-model", fallback=FixedRules(0.5)))
-    assert (result.complexity, result.task_type) == (Complexity.EXPERT, TaskType.REASONING)
-    assert result.score == pytest.approx(0.875)
+    assert (result.complexity, result.task_type) == (Complexity.COMPLEX, TaskType.REASONING)
+    assert result.score == pytest.approx(0.625)
     assert result.confidence == pytest.approx(0.9)
     assert result.classifier == "llm-judge" and result.features["judge_fallback"] == 0.0
     call = provider.calls[0]
-    assert call.model == "cheap-model" and call.messages[-1].content == REQUEST.prompt
+    # The prompt travels as data, between the tags the instructions name.
+    assert call.model == "cheap-model" and REQUEST.prompt in call.messages[-1].content
 
 
-def test_judge_accepts_json_wrapped_in_a_code_fence() -> None:
-    text = 'Sure:\n```json\n{"complexity": "SIMPLE", "task_type": "chat"}\n```'
+def test_judge_accepts_json_alone_in_a_code_fence() -> None:
+    text = '```json\n{"complexity": "SIMPLE", "task_type": "chat"}\n```'
     assert parse_verdict(text) == (Complexity.SIMPLE, TaskType.CHAT, 0.7)
 
 
@@ -164,6 +166,7 @@ JUDGE_CONFIG = """
 [classifiers.llm-judge]
 model = "small-coder"
 timeout_s = 1.0
+max_tier_shift = 3
 
 [classifiers.cascade]
 band = [0.0, 1.0]
