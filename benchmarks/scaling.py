@@ -5,7 +5,7 @@
 
 ``workers``: ``modelrouter serve --workers N`` (N = 1, then 2, alternately over
 ``--rounds``) on one port with a shared SQLite file (``serve --workers`` refuses
-per-process state), the rules classifier and the shipped catalog, driven by
+per-process state), the shipped configuration and catalog (rules classifier), driven by
 ``--clients`` client processes (each with its own connections, so that SO_REUSEPORT
 spreads them over the workers). Prints Route calls per second and the 2-worker / 1-worker
 ratio (median of the rounds). Target (issue 14): >= 1.7x. The client processes share the
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -135,7 +136,13 @@ def _run_workers(workers: int, config: Path, args: argparse.Namespace) -> float:
 def workers(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mr-scaling-"))
     config = tmp / "router.toml"
-    config.write_text(WORKER_CONFIG.format(path=tmp / "state.db"))
+    # The shipped configuration, with its SQLite file in a temporary directory.
+    import modelrouter
+
+    shipped = (Path(modelrouter.__file__).parent / "default_config.toml").read_text()
+    config.write_text(
+        re.sub(r"(?m)^sqlite_path = .*$", f'sqlite_path = "{tmp / "state.db"}"', shipped)
+    )
     rates: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.rounds):
         for n in (1, 2):
