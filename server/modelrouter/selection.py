@@ -15,7 +15,7 @@ from typing import NamedTuple, NoReturn
 from .config import ModelSpec, RoutingConfig
 from .decision import Candidate, Selection
 from .errors import NoEligibleModel
-from .tokens import estimate_prompt_tokens
+from .tokens import estimate_request_tokens
 from .types import Classification, RoutingRequest
 
 
@@ -50,7 +50,7 @@ def select(
     that a caller sees why a usual choice was skipped.
     """
     constraints = request.constraints
-    input_tokens = estimate_prompt_tokens(request.messages)
+    input_tokens = estimate_request_tokens(request)
     output_tokens = constraints.max_output_tokens or routing.default_max_output_tokens
     candidates = [
         Candidate(

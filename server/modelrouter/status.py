@@ -8,6 +8,7 @@ message, never a stack trace.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf import any_pb2
@@ -21,10 +22,12 @@ from .errors import (
     ConfigError,
     ExecutionDeadlineExceeded,
     ExecutionFailed,
+    InFlightLimitExceeded,
     InvalidRequest,
     ModelUnavailable,
     NoEligibleModel,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     RouterError,
     StorageUnavailable,
@@ -99,11 +102,24 @@ def to_status(error: Exception) -> status_pb2.Status:
                 )
             ]
         )
+        # Each limit has its reason; all say when trying again can help.
+        if isinstance(error, InFlightLimitExceeded):
+            reason = "IN_FLIGHT_LIMIT"
+        elif isinstance(error, QuotaExceeded):
+            reason = "FEEDBACK_QUOTA"
+        else:
+            reason = "BUDGET_EXHAUSTED"
+        wait_s = getattr(error, "retry_after_s", None)
+        if wait_s is None:
+            wait_s = (error.resets_at - datetime.now(UTC)).total_seconds()
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(max(int(wait_s * 1000), 1))
         return _status(
             code_pb2.RESOURCE_EXHAUSTED,
             str(error),
-            "BUDGET_EXHAUSTED",
+            reason,
             quota,
+            retry,
             metadata={"window": error.window, "resets_at": error.resets_at.isoformat()},
         )
     if isinstance(error, RateLimited):

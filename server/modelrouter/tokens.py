@@ -41,13 +41,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .types import Message
+    from .types import Message, RoutingRequest
 
 __all__ = [
     "IMAGE_TOKENS",
     "WINDOW",
     "encoding_for_model",
     "estimate_prompt_tokens",
+    "estimate_request_tokens",
     "estimate_text_tokens",
     "preload",
 ]
@@ -252,3 +253,11 @@ def _plain(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def estimate_request_tokens(request: RoutingRequest) -> int:
+    """Estimated prompt tokens of a whole request: its conversation, the tools it offers
+    and the schema of its response format (every model is charged for all three)."""
+    options = request.options
+    schema = options.response_format.schema if options.response_format is not None else None
+    return estimate_prompt_tokens(request.messages, tools=options.tools, response_schema=schema)

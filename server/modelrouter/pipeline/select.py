@@ -19,7 +19,7 @@ from ..decision import Candidate, Decision, Selection
 from ..errors import BudgetExhausted, NoEligibleModel
 from ..selection import select
 from ..state import StateServices
-from ..tokens import estimate_prompt_tokens
+from ..tokens import estimate_request_tokens
 from ..types import Classification, RoutingRequest
 
 
@@ -55,7 +55,7 @@ class Select:
             selection, explored = await self._by_policy(request, classification, unavailable)
         except NoEligibleModel as exc:
             # The caller named a model, so the policy leaving no fallbacks is not an error.
-            input_tokens = estimate_prompt_tokens(request.messages)
+            input_tokens = estimate_request_tokens(request)
             output_tokens = self._max_output_tokens(request)
             selection = Selection(
                 selected=_candidate(spec, classification, input_tokens, output_tokens),
@@ -196,7 +196,7 @@ def _check_explicit(spec: ModelSpec, request: RoutingRequest, output_tokens: int
             f"model {spec.name} lacks {sorted(lacking)}, which the request needs",
             [(spec.name, f"lacks {sorted(lacking)}")],
         )
-    needed = estimate_prompt_tokens(request.messages) + output_tokens
+    needed = estimate_request_tokens(request) + output_tokens
     if needed > spec.context_window_tokens:
         raise NoEligibleModel(
             "context_window",
