@@ -35,7 +35,7 @@ from ..state import StateServices
 from ..status import grpc_code
 from ..telemetry import Telemetry
 from ..v1 import router_pb2 as pb
-from . import dashboard, openai
+from . import anthropic, dashboard, openai
 from .errors import HttpError, http_error
 from .telemetry import HttpCall
 
@@ -74,7 +74,9 @@ class HttpFace:
         self.s = services
         self.max_body = services.config.server.max_message_bytes
 
-    async def serve(self, request: Request, method: str, handler: Handler) -> Response:
+    async def serve(
+        self, request: Request, method: str, handler: Handler, anthropic_errors: bool = False
+    ) -> Response:
         headers = request.headers
         server = request.scope.get("server") or ("", 0)
         route = request.scope.get("route")
@@ -84,7 +86,7 @@ class HttpFace:
         )
         tenant = DEFAULT_TENANT
         try:
-            tenant = self.s.authenticator.tenant_for(headers.items())
+            tenant = self.s.authenticator.tenant_for(_credentials(headers))
             if self.s.rate_limiter is not None and method != "GetStats":
                 self.s.rate_limiter.admit(tenant)
             response = await handler(request, Call(method, tenant, call.span, _timeout(headers)))
@@ -99,6 +101,8 @@ class HttpFace:
                 else grpc_code(error)
             )
             call.end(status, code, tenant)
+            if anthropic_errors:
+                body = anthropic.error_body(status, body)
             return Response(body, status, headers=extra, media_type=JSON)
         if isinstance(response, _Stream):
             call.method = "ExecuteStream"
@@ -152,6 +156,26 @@ class HttpFace:
             return _Stream(first, events, openai.ChunkWriter(chat.model, chat.include_usage))
         summary = await self.s.pipeline.execute(call, chat.request, temperature=chat.temperature)
         return json_response(openai.completion(summary), headers=_router_headers(summary))
+
+    async def messages(self, request: Request, call: Call) -> Response:
+        """Anthropic's Messages API over the same pipeline."""
+        chat = anthropic.messages_request(
+            await self.body(request), tenant=call.tenant, input_limits=self.s.config.limits
+        )
+        pinned = chat.request.model
+        if pinned is not None and pinned not in self.s.catalog.models:
+            raise NotFound("model", pinned, [openai.AUTO, *self.s.catalog.models])
+        if chat.stream:
+            call = Call("ExecuteStream", call.tenant, call.span, call.timeout_s)
+            events = self.s.pipeline.stream(call, chat.request, temperature=chat.temperature)
+            try:
+                first = await anext(events)
+            except BaseException:
+                await events.aclose()
+                raise
+            return _Stream(first, events, anthropic.EventWriter(chat.model))
+        summary = await self.s.pipeline.execute(call, chat.request, temperature=chat.temperature)
+        return json_response(anthropic.message(summary), headers=_router_headers(summary))
 
     async def route(self, request: Request, call: Call) -> Response:
         chat = await self._chat_request(request, call)
@@ -284,7 +308,7 @@ class _Stream(StreamingResponse):
         self,
         first: str | ToolCallDelta | ExecutionSummary,
         events: AsyncIterator[str | ToolCallDelta | ExecutionSummary],
-        writer: openai.ChunkWriter,
+        writer: openai.ChunkWriter | anthropic.EventWriter,
     ) -> None:
         self.on_end: Callable[[int, grpc.StatusCode], None] = lambda status, code: None
         super().__init__(
@@ -297,7 +321,7 @@ class _Stream(StreamingResponse):
         self,
         first: str | ToolCallDelta | ExecutionSummary,
         events: AsyncIterator[str | ToolCallDelta | ExecutionSummary],
-        writer: openai.ChunkWriter,
+        writer: openai.ChunkWriter | anthropic.EventWriter,
     ) -> AsyncIterator[bytes]:
         status, code = 200, grpc.StatusCode.OK
         try:
@@ -315,7 +339,7 @@ class _Stream(StreamingResponse):
             # The headers are out: the error travels as a data line (the SDKs raise it).
             status, body, _ = http_error(error)
             code = grpc_code(error)
-            yield writer.error(body)
+            yield writer.error(status, body)
         finally:
             # A client that went away cancels this generator's scope (anyio cancellation
             # is level-triggered): shield the pipeline's cleanup, which settles the budget
@@ -354,6 +378,14 @@ def _router_headers(summary: ExecutionSummary) -> dict[str, str]:
     }
 
 
+def _credentials(headers: Any) -> list[tuple[str, str]]:
+    """The call's key as ``authorization`` metadata: ``Authorization: Bearer`` (OpenAI's
+    SDKs), or ``x-api-key`` (Anthropic's) when that is all there is."""
+    if "authorization" not in headers and "x-api-key" in headers:
+        return [("authorization", f"Bearer {headers['x-api-key']}")]
+    return list(headers.items())
+
+
 def _timeout(headers: Any) -> float | None:
     value = headers.get(TIMEOUT_HEADER)
     try:
@@ -373,9 +405,15 @@ def create_app(services: HttpServices) -> Starlette:
     """The ASGI app of the HTTP face and the dashboard over ``services``."""
     face = HttpFace(services)
 
-    def route(path: str, method: str, handler: Handler, http_method: str = "POST") -> Route:
+    def route(
+        path: str,
+        method: str,
+        handler: Handler,
+        http_method: str = "POST",
+        anthropic_errors: bool = False,
+    ) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await face.serve(request, method, handler)
+            return await face.serve(request, method, handler, anthropic_errors)
 
         return Route(path, endpoint, methods=[http_method])
 
@@ -401,6 +439,7 @@ def create_app(services: HttpServices) -> Starlette:
 
     routes = [
         route("/v1/chat/completions", "Execute", face.chat),
+        route("/v1/messages", "Execute", face.messages, anthropic_errors=True),
         route("/v1/route", "Route", face.route),
         route("/v1/feedback", "SubmitFeedback", face.feedback),
         route("/v1/models", "ListModels", face.models, "GET"),

@@ -658,7 +658,7 @@ class ChunkWriter:
         return lines + b"data: [DONE]\n\n"
 
     @staticmethod
-    def error(body: bytes) -> bytes:
+    def error(status: int, body: bytes) -> bytes:
         """An error after the stream started (the SDKs raise it as an APIError)."""
         return b"data: " + body + b"\n\n"
 
