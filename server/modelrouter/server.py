@@ -180,6 +180,7 @@ async def create_server(
             AttemptTelemetry(telemetry, catalog),
             state.decisions,
             state.hot,
+            state.budgets,
             log_prompts=config.state.storage.log_prompts,
             session_ttl_s=config.routing.session_ttl_s,
         ),

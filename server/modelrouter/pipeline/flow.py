@@ -16,6 +16,7 @@ job, built once by ``create_server`` and handed what it needs:
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncGenerator
 
 from ..decision import Decision, ExecutionSummary
@@ -56,6 +57,7 @@ class Pipeline:
         """Classify only: nothing is chosen and nothing is recorded but the span."""
         self._validate(request)
         classification = await self._classify(request, call.span)
+        await self._record.classified(request, classification, f"classify:{uuid.uuid4()}")
         if call.span.is_recording():
             call.span.set_attributes(classification_attributes(classification))
         return classification
@@ -137,6 +139,7 @@ class Pipeline:
         with self._telemetry.child_span("route", call.span) as route_span:
             classification = await self._classify(request, route_span)
             decision = await self._select(request, classification, executing=executing)
+            await self._record.classified(request, classification, f"{decision.decision_id}:judge")
             routing_s = time.perf_counter() - started
             self._record.decided(call, request, decision, route_span, routing_s)
         return decision

@@ -18,12 +18,13 @@ from opentelemetry.trace import Span
 
 from ..decision import Decision, ExecutionSummary
 from ..errors import BudgetExhausted
+from ..state.budgets import Budgets
 from ..state.interfaces import CandidateRecord, DecisionLog, DecisionRecord, HotState
 from ..telemetry import Telemetry
 from ..telemetry import attributes as a
 from ..telemetry.attempts import AttemptTelemetry
 from ..telemetry.describe import decision_attributes, output_json
-from ..types import Complexity, RoutingRequest, TaskType
+from ..types import Classification, Complexity, RoutingRequest, TaskType
 from .budget import AttemptBudget, finish_even_if_cancelled
 from .call import Call
 from .select import session_key
@@ -36,6 +37,7 @@ class Record:
         attempts: AttemptTelemetry,
         decisions: DecisionLog,
         sessions: HotState,
+        budgets: Budgets,
         *,
         log_prompts: bool,
         session_ttl_s: float,
@@ -44,10 +46,28 @@ class Record:
         self.attempts = attempts
         self.decisions = decisions
         self.sessions = sessions
+        self.budgets = budgets
         self.log_prompts = log_prompts
         self.session_ttl_s = session_ttl_s
         # Few distinct sets (models x complexities x task types x methods): built once.
         self._decision_points: dict[tuple[str, str, Complexity, TaskType], dict[str, Any]] = {}
+
+    async def classified(
+        self, request: RoutingRequest, classification: Classification, charge_id: str
+    ) -> None:
+        """A classifier that called a model (the LLM judge) spent the tenant's money: it is
+        charged to the tenant's budget under ``charge_id`` and counted as a cost."""
+        features = classification.features
+        cost = features.get("judge_cost_usd", 0.0)
+        if cost <= 0:
+            return
+        estimated = features.get("judge_usage_estimated", 0.0) > 0
+        await finish_even_if_cancelled(
+            self.budgets.charge(request.tenant, charge_id, cost, estimated=estimated)
+        )
+        telemetry = self.telemetry
+        if telemetry.metering:
+            telemetry.metrics.cost.add(cost, {a.MODEL: f"classifier:{classification.classifier}"})
 
     def decided(
         self,

@@ -201,6 +201,22 @@ class Budgets:
             )
         reservation.done = True
 
+    async def charge(
+        self, tenant: str, attempt_id: str, actual_usd: float, *, estimated: bool = False
+    ) -> None:
+        """Record spend nothing was reserved for (a classifier's own model call, say),
+        once per ``attempt_id``."""
+        buckets = tuple(b for b, _ in self._buckets(tenant))
+        if buckets and actual_usd > 0:
+            await self.store.settle(
+                tenant,
+                attempt_id,
+                buckets,
+                to_nano(actual_usd),
+                estimated=estimated,
+                now=self.clock(),
+            )
+
     async def release_attempt(self, tenant: str, attempt_id: str) -> None:
         """Release ``attempt_id``'s reservation whether or not its reserve was seen to
         complete: a reserve cancelled in flight may still have been applied in the store.
