@@ -19,7 +19,7 @@ from modelrouter.testing import fake_provider_plugin
 
 async def main(path: str) -> None:
     server = await create_server(
-        load_config(path), host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+        load_config(path), host="127.0.0.1", port=0, plugins=[fake_provider_plugin], http_port=0
     )
     print(f"PORT {server.port}", flush=True)
     await server.wait_for_termination()

@@ -148,7 +148,7 @@ def test_export_feedback_writes_routing_dataset_jsonl(tmp_path: Path):
         from modelrouter.testing import fake_provider_plugin
 
         server = await create_server(
-            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin]
+            config, host="127.0.0.1", port=0, plugins=[fake_provider_plugin], http_port=0
         )
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
