@@ -7,18 +7,45 @@ the decision log, the provider call and the answer's translation), at concurrenc
 Upstream, router and client each run in their own process. The client is identical on
 both paths, so the difference is what the face and the pipeline behind it add.
 
-    python benchmarks/http_overhead.py [--requests 400] [--latency-ms 20]
+    python benchmarks/http_overhead.py [--requests 400] [--latency-ms 20] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
+import statistics
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from execute_overhead import measure, percentile, run_upstream
+from execute_overhead import run_upstream  # the fixed-delay upstream, shared
+
+
+async def measure(
+    call: Callable[[], Awaitable[object]], requests: int, concurrency: int
+) -> list[float]:
+    """Latencies (ms) of ``requests`` calls with ``concurrency`` in flight."""
+    for _ in range(min(20, requests)):  # warm connections and caches
+        await call()
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in remaining:
+            started = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def run_router(base_url: str, ports: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -55,7 +82,7 @@ quality = 0.9
     eventloop.run(main())
 
 
-async def bench(upstream_url: str, face_url: str, requests: int) -> None:
+async def bench(upstream_url: str, face_url: str, requests: int, rounds: int) -> None:
     import openai
 
     direct_client = openai.AsyncOpenAI(api_key="sk-bench", base_url=upstream_url, max_retries=0)
@@ -78,8 +105,11 @@ async def bench(upstream_url: str, face_url: str, requests: int) -> None:
     )
     for concurrency in (1, 16):
         n = requests if concurrency == 1 else requests * 4
-        base = await measure(direct, n, concurrency)
-        through = await measure(face, n, concurrency)
+        base: list[float] = []
+        through: list[float] = []
+        for _ in range(rounds):  # alternate direct / face to spread drift over both
+            base += await measure(direct, n, concurrency)
+            through += await measure(face, n, concurrency)
         b50, b99 = percentile(base, 50), percentile(base, 99)
         t50, t99 = percentile(through, 50), percentile(through, 99)
         print(
@@ -94,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="calls per measurement at c=1")
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per level")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     ports = context.Queue()
@@ -108,7 +139,7 @@ def main() -> None:
     from modelrouter import eventloop
 
     try:
-        eventloop.run(bench(upstream_url, face_url, args.requests))
+        eventloop.run(bench(upstream_url, face_url, args.requests, args.rounds))
     finally:
         router.terminate()
         upstream.terminate()
