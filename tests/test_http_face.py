@@ -451,7 +451,10 @@ async def test_route_answers_the_decision_and_feedback_follows(face):
         e["model"] for e in decision["excluded"]
     }
     assert listed == {"tiny", "small-coder", "large"}
-    assert all(e["reason"] for e in decision["excluded"])
+    # tiny lacks "code": the rule that removed it is named.
+    assert {e["model"]: e["reason"] for e in decision["excluded"]} == {
+        "tiny": "excluded by task_type"
+    }
     feedback = {"decision_id": decision["decision_id"], "score": 0.8, "success": True}
     assert (await post(server, "/v1/feedback", feedback))[2] == {
         "decision_id": decision["decision_id"],
@@ -565,3 +568,15 @@ async def test_an_open_http_face_on_a_public_address_needs_auth_or_consent(
         await modelrouter_server_factory(config=config, http_port=-1)
     server = await modelrouter_server_factory(config=config, http_port=-1, insecure=True)
     assert server.http.port > 0
+
+
+async def test_a_stream_names_its_decision_and_model_in_the_response_headers(face):
+    _, client = face
+    raw = await client.chat.completions.with_raw_response.create(
+        model="auto", messages=[QUESTION], stream=True
+    )
+    chunks = [chunk async for chunk in raw.parse()]
+    assert raw.headers["x-modelrouter-model"] == "tiny"
+    decision_id = raw.headers["x-modelrouter-decision-id"]
+    finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finish[0].model_extra["modelrouter"]["decision_id"] == decision_id

@@ -38,6 +38,8 @@ class Selection:
     reason: str
     input_tokens: int
     max_output_tokens: int
+    #: The models the rules removed, each with the rule that removed it (model, rule).
+    excluded: tuple[tuple[str, str], ...] = ()
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -53,6 +55,15 @@ class Decision:
     selection: Selection
     #: The adaptive policy picked this model to explore rather than exploit.
     explored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """A stream's first event: which model answers it (failover is over once it is out)."""
+
+    decision: Decision
+    model: str
+    provider: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,13 +185,15 @@ def select(
     cooling = [
         f"{c.model.name} ({reason})" for c in candidates if (reason := cooling_reason(c.model))
     ]
-    survivors, emptied_by = _filter(candidates, rules)
+    excluded: list[tuple[str, str]] = []
+    survivors, emptied_by = _filter(candidates, rules, excluded)
     below_floor = None
     if not survivors and rules[emptied_by].soft:
         # No model meets the router's own floor for this tier: the best model that meets
         # every hard rule answers, and the reason says so.
         below_floor = rules[emptied_by]
-        survivors, emptied_by = _filter(candidates, [r for r in rules if not r.soft])
+        excluded.clear()
+        survivors, emptied_by = _filter(candidates, [r for r in rules if not r.soft], excluded)
         rules = [r for r in rules if not r.soft]
     if not survivors:
         _no_eligible_model(candidates, rules, emptied_by)
@@ -238,18 +240,23 @@ def select(
         reason=reason,
         input_tokens=input_tokens,
         max_output_tokens=output_tokens,
+        excluded=tuple(excluded),
     )
 
 
-def _filter(candidates: Sequence[Candidate], rules: Sequence[_Rule]) -> tuple[list[Candidate], int]:
+def _filter(
+    candidates: Sequence[Candidate], rules: Sequence[_Rule], excluded: list[tuple[str, str]]
+) -> tuple[list[Candidate], int]:
     """The candidates passing every rule, and the index of the rule that emptied the list
-    when none does: the latest first failure among them (earlier rules left someone)."""
+    when none does: the latest first failure among them (earlier rules left someone).
+    ``excluded`` receives (model, rule) for every candidate removed."""
     survivors: list[Candidate] = []
     latest_failure = -1
     for candidate in candidates:
         for failed_at, rule in enumerate(rules):
             if not rule.keep(candidate):
                 latest_failure = max(latest_failure, failed_at)
+                excluded.append((candidate.model.name, rule.constraint))
                 break
         else:
             survivors.append(candidate)

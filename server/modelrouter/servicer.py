@@ -20,7 +20,7 @@ import grpc
 from . import convert, limits
 from .catalog import Catalog
 from .config import Config
-from .decision import Candidate
+from .decision import Candidate, StreamOpened
 from .errors import InvalidRequest, StreamStalled
 from .pipeline import Call, Pipeline
 from .plugins import PluginRegistry
@@ -159,7 +159,8 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
             call, self._request(request, call), temperature=convert.temperature(request)
         )
         async for event in events:
-            yield convert.stream_message(event)
+            if not isinstance(event, StreamOpened):  # the summary says who answered
+                yield convert.stream_message(event)
 
     @_rpc
     async def ListModels(self, request: pb.ListModelsRequest, call: Call) -> pb.ListModelsResponse:

@@ -27,7 +27,7 @@ from .. import limits
 from ..base import ToolCallDelta
 from ..catalog import Catalog
 from ..config import Config
-from ..decision import Candidate, ExecutionSummary
+from ..decision import Candidate, ExecutionSummary, StreamOpened
 from ..errors import InvalidRequest, NotFound
 from ..pipeline import Call, Pipeline
 from ..security import DEFAULT_TENANT, Authenticator, RateLimiter
@@ -146,14 +146,10 @@ class HttpFace:
         if chat.stream:
             call = Call("ExecuteStream", call.tenant, call.span, call.timeout_s)
             events = self.s.pipeline.stream(call, chat.request, temperature=chat.temperature)
-            # The first event decides the status: errors before it (validation, budget, no
-            # model, every attempt failed) are ordinary HTTP errors, not a broken stream.
-            try:
-                first = await anext(events)
-            except BaseException:
-                await events.aclose()
-                raise
-            return _Stream(first, events, openai.ChunkWriter(chat.model, chat.include_usage))
+            first, headers = await _open(events)
+            return _Stream(
+                first, events, openai.ChunkWriter(chat.model, chat.include_usage), headers
+            )
         summary = await self.s.pipeline.execute(call, chat.request, temperature=chat.temperature)
         return json_response(openai.completion(summary), headers=_router_headers(summary))
 
@@ -168,12 +164,8 @@ class HttpFace:
         if chat.stream:
             call = Call("ExecuteStream", call.tenant, call.span, call.timeout_s)
             events = self.s.pipeline.stream(call, chat.request, temperature=chat.temperature)
-            try:
-                first = await anext(events)
-            except BaseException:
-                await events.aclose()
-                raise
-            return _Stream(first, events, anthropic.EventWriter(chat.model))
+            first, headers = await _open(events)
+            return _Stream(first, events, anthropic.EventWriter(chat.model), headers)
         summary = await self.s.pipeline.execute(call, chat.request, temperature=chat.temperature)
         return json_response(anthropic.message(summary), headers=_router_headers(summary))
 
@@ -197,13 +189,14 @@ class HttpFace:
             }
 
         chosen = {c.model.name for c in selection.candidates}
+        rules = dict(selection.excluded)
         excluded = [
             {
                 "model": name,
                 "provider": spec.provider,
-                "reason": self.s.catalog.unavailable_reason(spec)
-                or "did not pass this request's rules (capabilities, context window, "
-                "constraints, tier or budget)",
+                "reason": f"excluded by {rules[name]}"
+                if name in rules
+                else self.s.catalog.unavailable_reason(spec) or "steered out by the budget",
             }
             for name, spec in self.s.catalog.models.items()
             if name not in chosen
@@ -307,20 +300,21 @@ class _Stream(StreamingResponse):
     def __init__(
         self,
         first: str | ToolCallDelta | ExecutionSummary,
-        events: AsyncIterator[str | ToolCallDelta | ExecutionSummary],
+        events: AsyncIterator[Any],
         writer: openai.ChunkWriter | anthropic.EventWriter,
+        headers: dict[str, str],
     ) -> None:
         self.on_end: Callable[[int, grpc.StatusCode], None] = lambda status, code: None
         super().__init__(
             self._lines(first, events, writer),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **headers},
         )
 
     async def _lines(
         self,
         first: str | ToolCallDelta | ExecutionSummary,
-        events: AsyncIterator[str | ToolCallDelta | ExecutionSummary],
+        events: AsyncIterator[Any],
         writer: openai.ChunkWriter | anthropic.EventWriter,
     ) -> AsyncIterator[bytes]:
         status, code = 200, grpc.StatusCode.OK
@@ -368,6 +362,28 @@ def _model(spec: Any, unavailable_reason: str | None) -> dict[str, Any]:
             "max_complexity": spec.max_complexity.name.lower(),
         },
     }
+
+
+async def _open(
+    events: AsyncIterator[Any],
+) -> tuple[str | ToolCallDelta | ExecutionSummary, dict[str, str]]:
+    """Read a stream up to its first answer event. Errors before it (validation, budget,
+    no model, every attempt failed) are ordinary HTTP errors, not a broken stream; the
+    model that answers is known by then, so it goes in the headers (the cost comes with
+    the last chunk)."""
+    try:
+        opened = await anext(events)
+        first = await anext(events) if isinstance(opened, StreamOpened) else opened
+    except BaseException:
+        await events.aclose()  # type: ignore[attr-defined]
+        raise
+    headers = {}
+    if isinstance(opened, StreamOpened):
+        headers = {
+            "x-modelrouter-decision-id": opened.decision.decision_id,
+            "x-modelrouter-model": opened.model,
+        }
+    return first, headers
 
 
 def _router_headers(summary: ExecutionSummary) -> dict[str, str]:

@@ -56,7 +56,15 @@ from ..base import (
 )
 from ..catalog import Catalog
 from ..config import ExecutionConfig, ModelSpec
-from ..decision import CANCELLED, ERROR, OK, AttemptRecord, Decision, ExecutionSummary
+from ..decision import (
+    CANCELLED,
+    ERROR,
+    OK,
+    AttemptRecord,
+    Decision,
+    ExecutionSummary,
+    StreamOpened,
+)
 from ..errors import ExecutionDeadlineExceeded, ExecutionFailed, ProviderError
 from ..execution.circuit import CircuitBreaker
 from ..execution.retry import Backoff, Deadline
@@ -69,8 +77,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: What a stream hands its caller: a text delta or a piece of a tool call.
-StreamEvent = str | ToolCallDelta
+#: What a stream hands its caller: first which model answers, then text deltas and pieces
+#: of tool calls.
+StreamEvent = StreamOpened | str | ToolCallDelta
 
 
 class Executor:
@@ -165,8 +174,10 @@ class Run:
         return self.summary()
 
     async def stream(self) -> AsyncGenerator[StreamEvent, None]:
-        """Text deltas and tool-call pieces as they arrive; :meth:`summary` afterwards."""
+        """Which model answers, then text deltas and tool-call pieces as they arrive;
+        :meth:`summary` afterwards."""
         opened, attempt = await self._failover(self._open_stream)
+        yield StreamOpened(self.decision, attempt.spec.name, attempt.spec.provider)
         async with contextlib.aclosing(opened.iterator):  # type: ignore[type-var]
             for chunk in opened.buffered:
                 for event in self._absorb(opened, attempt, chunk):
