@@ -160,3 +160,23 @@ async def test_cancelled_stream_still_logs_its_decision_once(watched):
         await asyncio.sleep(0.01)
     assert CountingClassifier.calls["cut short"] == 1
     assert list(writes.values()) == [1]
+
+
+async def test_the_judge_classifiers_spend_is_charged_to_the_tenant(modelrouter_server_factory):
+    from modelrouter.testing import TEST_CONFIG as BASE
+
+    judge = '\n[classifiers.llm-judge]\nmodel = "small-coder"\ntimeout_s = 1.0\n'
+    budget = "\n[budgets.default]\nday_usd = 10.0\n"
+    server = await modelrouter_server_factory(parse_config(BASE + judge + budget, source="t"))
+    FakeProvider.enqueue("budget", '{"complexity": "SIMPLE", "task_type": "CHAT"}')
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        classified = await stub.Classify(
+            pb.ClassifyRequest(
+                messages=user("hello there"), constraints=pb.Constraints(classifier="llm-judge")
+            )
+        )
+    cost = classified.features["judge_cost_usd"]
+    assert cost > 0
+    [day] = await server.state.budgets.usage("default")
+    assert day.spent_usd == pytest.approx(cost) and day.reserved_usd == 0

@@ -10,6 +10,7 @@ import abc
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
+from .config import ModelSpec
 from .types import (
     NO_OPTIONS,
     CallOptions,
@@ -174,6 +175,7 @@ class PluginContext:
         self._options = options or {}
         self._required: dict[str, str] = {}
         self._resolve: Callable[[str], tuple[Provider, str]] | None = None
+        self._spec: Callable[[str], ModelSpec] | None = None
 
     def options(self, name: str) -> Mapping[str, object]:
         return self._options.get(name, {})
@@ -186,9 +188,21 @@ class PluginContext:
     def required_models(self) -> Mapping[str, str]:
         return dict(self._required)
 
-    def bind(self, resolve: Callable[[str], tuple[Provider, str]]) -> None:
+    def bind(
+        self,
+        resolve: Callable[[str], tuple[Provider, str]],
+        spec: Callable[[str], ModelSpec] | None = None,
+    ) -> None:
         """Called by the server once the catalog exists."""
         self._resolve = resolve
+        self._spec = spec
+
+    def model_spec(self, model: str) -> ModelSpec:
+        """The catalog entry of ``model`` (prices, window, capabilities): what a plugin
+        that calls a model needs to say what the call cost."""
+        if self._spec is None:
+            raise RuntimeError("model_spec is available once the server has started")
+        return self._spec(model)
 
     def provider_for(self, model: str) -> tuple[Provider, str]:
         """(provider, upstream model id) of a catalog model; raises ``ModelUnavailable``."""

@@ -146,7 +146,7 @@ async def create_server(
                 f"{config.source}: {key}: expected a catalog model "
                 f"({', '.join(catalog.models)}), got {model!r}"
             )
-    context.bind(catalog.resolve)
+    context.bind(catalog.resolve, catalog.get)
 
     # State and telemetry.
     state = await open_state(config)
