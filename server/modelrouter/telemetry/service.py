@@ -50,9 +50,18 @@ class Telemetry:
 
     @contextlib.contextmanager
     def child_span(self, name: str, parent: Span) -> Iterator[Span]:
-        """A span under ``parent`` for the duration of the block; an exception marks it."""
+        """A span under ``parent`` for the duration of the block; an exception marks it.
+
+        Under a parent that was sampled out, the parent itself stands in for the child:
+        with parent-based sampling (what ``[telemetry]`` builds) the child would be sampled
+        out too, and it would carry the same trace id and flags; skipping it saves the
+        sampler, a span object and a context per stage of every unsampled request.
+        """
         if not self.tracing:
             yield INVALID_SPAN
+            return
+        if not parent.is_recording() and not parent.get_span_context().trace_flags.sampled:
+            yield parent
             return
         span = self.tracer.start_span(
             name,
