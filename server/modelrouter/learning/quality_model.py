@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -153,7 +154,7 @@ class QualityModel:
         return settings
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "weights": self.weights.astype(np.float32),
             "bias": np.asarray(self.bias, dtype=np.float64),
             "feature_mean": np.asarray(self.feature_mean, dtype=np.float64),
@@ -177,7 +178,8 @@ class QualityModel:
         meta = dict(self.meta, **self._settings(), version=self.version)
         tmp = path.with_name(path.name + ".tmp.npz")
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **self._arrays())
+        savez: Any = np.savez_compressed  # numpy's stub types **arrays as its keyword flags
+        savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **self._arrays())
         os.replace(tmp, path)
 
     @classmethod
@@ -295,11 +297,10 @@ def _fit_mlp(
     parts: list[tuple[np.ndarray, ...]] = []
     for seed in range(seeds):
         torch.manual_seed(seed)
+        first = torch.nn.Linear(design.shape[1], hidden)
+        last = torch.nn.Linear(hidden, labels.shape[1])
         net = torch.nn.Sequential(
-            torch.nn.Linear(design.shape[1], hidden),
-            torch.nn.GELU(approximate="tanh"),
-            torch.nn.Dropout(0.2),
-            torch.nn.Linear(hidden, labels.shape[1]),
+            first, torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(0.2), last
         )
         opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(seed)
@@ -310,7 +311,6 @@ def _fit_mlp(
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[batch]), y[batch])
                 loss.backward()
                 opt.step()
-        first, last = net[0], net[3]
         parts.append(
             tuple(
                 t.detach().numpy().astype(np.float64)
