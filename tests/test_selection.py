@@ -24,12 +24,15 @@ def run(
     task=TaskType.QA,
     unavailable=lambda m: None,
     predicted=None,
+    features=None,
     **constraints,
 ):
     request = RoutingRequest.from_prompt(prompt, constraints=Constraints(**constraints))
     return select(
         request,
-        classification(complexity, task, predicted_quality=predicted or {}),
+        classification(
+            complexity, task, predicted_quality=predicted or {}, features=features or {}
+        ),
         CONFIG.models,
         CONFIG.routing,
         unavailable,
@@ -126,3 +129,15 @@ def test_the_constraint_that_empties_the_list_is_named():
 def test_ties_on_cost_are_broken_deterministically():
     # Same request twice gives the same order: no dict-order or hash dependence.
     assert names(run()) == names(run())
+
+
+def test_a_calibrated_classifier_floors_and_quotes_p_adequate():
+    predicted = {"tiny": 0.52, "small-coder": 0.81, "large": 0.97}
+    selection = run(
+        complexity=Complexity.MODERATE,
+        predicted=predicted,
+        features={"calibrated": 1.0},
+        min_quality=0.8,
+    )
+    assert selection.selected.model.name == "small-coder"
+    assert "P(adequate) >= 0.80" in selection.reason and "P(adequate) 0.81" in selection.reason

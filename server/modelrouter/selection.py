@@ -227,10 +227,14 @@ def select(
         # Ties on cost go to the better model, then to the name, so the order is stable.
         survivors.sort(key=lambda c: (c.estimated_cost_usd, -c.quality, c.model.name))
         best = survivors[0]
+        # A calibrated learned classifier predicts the probability that each model's
+        # answer is adequate; the floor is then a floor on that probability.
+        measure = "P(adequate)" if classification.features.get("calibrated") else "quality"
         reason = (
-            f"cheapest of {len(survivors)} eligible models with quality >= {floor:.2f} "
+            f"cheapest of {len(survivors)} eligible models with {measure} >= {floor:.2f} "
             f"({classification.complexity.name} {classification.task_type.name} "
-            f"by {classification.classifier}); estimated ${best.estimated_cost_usd:.6f}"
+            f"by {classification.classifier}); {measure} {best.quality:.2f}, "
+            f"estimated ${best.estimated_cost_usd:.6f}"
         )
     if cooling:
         reason += f"; skipped while cooling down: {', '.join(cooling)}"

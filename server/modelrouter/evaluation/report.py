@@ -11,6 +11,7 @@ import numpy as np
 from .calibration import brier, ece
 from .dataset import RoutingDataset
 from .metrics import aiq, apgr, cpt
+from .routers import OracleRouter
 from .sweep import SweepResult, sweep
 
 __all__ = ["CalibrationScores", "EvalReport", "RouterResult", "evaluate", "format_report"]
@@ -141,8 +142,6 @@ def evaluate(
     ``routers`` are :class:`modelrouter.learning.routers.OfflineRouter` objects. AIQ uses one
     ``max_cost`` for all: the largest mean cost any curve or single model reaches.
     """
-    from ..learning.routers import OracleRouter  # evaluation does not need learning otherwise
-
     if tuple(train.models) != tuple(test.models):
         raise ValueError("train and test data must name the same models in the same order")
     sweeps: list[tuple[str, SweepResult]] = []
