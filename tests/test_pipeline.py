@@ -180,3 +180,31 @@ async def test_the_judge_classifiers_spend_is_charged_to_the_tenant(modelrouter_
     assert cost > 0
     [day] = await server.state.budgets.usage("default")
     assert day.spent_usd == pytest.approx(cost) and day.reserved_usd == 0
+
+
+async def test_explain_prints_a_logged_decision_with_every_candidate(
+    modelrouter_server_factory, tmp_path
+):
+    import subprocess
+    import sys
+
+    storage = f'\n[storage]\nlog = "sqlite"\nsqlite_path = "{tmp_path / "s.db"}"\n'
+    server = await modelrouter_server_factory(config=parse_config(TEST_CONFIG + storage))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        answered = await router_pb2_grpc.ModelRouterStub(channel).Execute(
+            pb.ExecuteRequest(messages=user("What is the capital of France?"))
+        )
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(TEST_CONFIG + storage)
+    explain = [sys.executable, "-m", "modelrouter.cli", "explain", "--config", str(config_path)]
+    result = subprocess.run(
+        [*explain, answered.decision_id], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"decision {answered.decision_id} (execute")
+    assert any(line.strip().startswith("* tiny") for line in lines)
+    assert {"small-coder", "large"} <= {line.split()[0] for line in lines if line.startswith("   ")}
+    assert f"outcome: ok, answered by tiny, actual ${answered.cost_usd:.6f}" in result.stdout
+    missing = subprocess.run([*explain, "nope"], capture_output=True, text=True, check=False)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr

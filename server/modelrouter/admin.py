@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from .state.interfaces import ExportRow
+from .state.interfaces import DecisionRecord, ExportRow
 
 
 def add_commands(commands: Any) -> None:
@@ -31,6 +33,14 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--out", help="output file (default: standard output)")
     export.add_argument("--tenant", help="only this tenant's decisions")
     export.set_defaults(run=_export)
+
+    explain = commands.add_parser(
+        "explain", help="print a logged decision: every candidate, its estimates, the outcome"
+    )
+    explain.add_argument("decision_id")
+    explain.add_argument("--config", help="TOML configuration naming the decision log")
+    explain.add_argument("--json", action="store_true", help="print the decision as JSON")
+    explain.set_defaults(run=_explain)
 
     hash_key = commands.add_parser("hash-key", help="print the sha256 to put in [[auth.keys]]")
     hash_key.add_argument("key")
@@ -79,6 +89,56 @@ def _export(args: argparse.Namespace) -> int:
     else:
         count = asyncio.run(export_feedback(args.config, sys.stdout, args.tenant))
     print(f"exported {count} decision(s) with feedback", file=sys.stderr)
+    return 0
+
+
+async def find_decision(config_path: str | None, decision_id: str) -> DecisionRecord | None:
+    from .config import load_config
+    from .state import open_state
+
+    state = await open_state(load_config(config_path))
+    try:
+        return await state.decisions.get(decision_id)
+    finally:
+        await state.aclose()
+
+
+def explain_lines(d: DecisionRecord) -> list[str]:
+    """A decision, readable: how it was classified, every candidate with its estimates
+    (quality is P(adequate) when a calibrated classifier decided), the reason and outcome."""
+    lines = [
+        f"decision {d.decision_id} ({d.kind}, tenant {d.tenant}, "
+        f"{datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec='seconds')})",
+        f"classified: {d.complexity} {d.task_type} by {d.classifier}",
+        "candidates (in the order they would be tried):",
+    ]
+    for c in d.candidates:
+        mark = "*" if c.model == d.chosen_model else " "
+        lines.append(
+            f"  {mark} {c.model:<24} quality {c.quality:.2f}  est. ${c.estimated_cost_usd:.6f}"
+        )
+    lines.append(f"reason: {d.reason}")
+    if d.explored:
+        lines.append("the adaptive policy explored (chose other than its best estimate)")
+    actual = "" if d.actual_cost_usd is None else f", actual ${d.actual_cost_usd:.6f}"
+    latency = "" if d.latency_ms is None else f", {d.latency_ms:.0f} ms"
+    lines.append(f"outcome: {d.outcome}, answered by {d.chosen_model}{actual}{latency}")
+    return lines
+
+
+def _explain(args: argparse.Namespace) -> int:
+    decision = asyncio.run(find_decision(args.config, args.decision_id))
+    if decision is None:
+        print(
+            f"error: no decision {args.decision_id!r} in the configured decision log "
+            "(a server on memory storage keeps its decisions to itself)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(dataclasses.asdict(decision), indent=2))
+    else:
+        print("\n".join(explain_lines(decision)))
     return 0
 
 
