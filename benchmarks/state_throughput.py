@@ -130,7 +130,8 @@ async def main() -> None:
         f"{args.requests} Route calls per case, concurrency {args.concurrency}, "
         f"median of {args.rounds} alternating rounds{'' if budget else ', no budget'}"
     )
-    print(f"{'backend':<28} {'Route/s':>10} {'vs memory+budget':>17} {'per round':>20}")
+    against = "vs memory+budget" if budget else "vs memory"
+    print(f"{'backend':<28} {'Route/s':>10} {against:>17} {'per round':>20}")
     plain = statistics.median(rates["plain"])
     print(f"{'memory (no [storage])':<28} {plain:>10.0f}")
     for backend, label in CASES.items():
