@@ -170,12 +170,8 @@ def run_workers(
 
 
 def _worker(config_path: str | None, log_level: str, options: dict[str, Any]) -> None:
-    import logging
-
+    from . import logsafe
     from .server import serve
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format=f"%(asctime)s %(levelname)s [{os.getpid()}] %(name)s: %(message)s",
-    )
+    logsafe.configure(log_level, f"%(asctime)s %(levelname)s [{os.getpid()}] %(name)s: %(message)s")
     serve(config_path, reuse_port=True, **options)

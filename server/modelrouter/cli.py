@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf import json_format
 
+from . import logsafe
 from .config.environment import Environment
 from .errors import ConfigError, RouterError
 
@@ -307,9 +307,7 @@ def _serve(args: argparse.Namespace) -> int:
         load_config(args.config).check_workers(args.workers)
 
         return run_workers(args.workers, args.config, args.log_level, options)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logsafe.configure(args.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(args.config, **options)
     return 0
 
