@@ -331,9 +331,16 @@ def _classify(args: argparse.Namespace) -> int:
 def _route(args: argparse.Namespace) -> int:
     options = {**_constraints(args), **_request_options(args)}
     response = _call(args, lambda c: c.route(_conversation(args), **options))
+    selected = response.selected
+    # Route may choose a model whose key only the caller holds: say so.
+    elsewhere = (
+        f" (call it yourself: {selected.not_executable_reason} here)"
+        if not selected.executable
+        else ""
+    )
     lines = [
-        f"selected: {response.selected.model} ({response.selected.provider}) "
-        f"est. ${response.selected.estimated_cost_usd:.6f}",
+        f"selected: {selected.model} ({selected.provider}) "
+        f"est. ${selected.estimated_cost_usd:.6f}{elsewhere}",
         f"fallbacks: {', '.join(f.model for f in response.fallbacks) or 'none'}",
         f"classification: {_describe_classification(response.classification)}",
         f"reason: {response.reason}",
