@@ -127,6 +127,8 @@ class _Attempt:
     started_ns: int
     #: Text delivered to the caller so far (streams), for estimating consumed output.
     parts: list[str] = field(default_factory=list)
+    #: Its record is written (answered, failed or cancelled): it is never recorded twice.
+    ended: bool = False
 
 
 @dataclass(slots=True)
@@ -177,26 +179,30 @@ class Run:
         """Which model answers, then text deltas and tool-call pieces as they arrive;
         :meth:`summary` afterwards."""
         opened, attempt = await self._failover(self._open_stream)
-        yield StreamOpened(self.decision, attempt.spec.name, attempt.spec.provider)
-        async with contextlib.aclosing(opened.iterator):  # type: ignore[type-var]
-            for chunk in opened.buffered:
-                for event in self._absorb(opened, attempt, chunk):
-                    self.stream_started = True
-                    yield event
-            while not opened.ended:
-                try:
-                    async with asyncio.timeout(max(self.deadline.remaining(), 0.0)):
-                        chunk = await anext(opened.iterator)
-                except StopAsyncIteration:
-                    break
-                except asyncio.CancelledError:
-                    await self._cancel(attempt)
-                    raise
-                except Exception as exc:
-                    await self._fail(attempt, exc, cut_short=True)
-                    raise self.failure(stream_started=True) from None
-                for event in self._absorb(opened, attempt, chunk):
-                    yield event
+        try:
+            yield StreamOpened(self.decision, attempt.spec.name, attempt.spec.provider)
+            async with contextlib.aclosing(opened.iterator):  # type: ignore[type-var]
+                for chunk in opened.buffered:
+                    for event in self._absorb(opened, attempt, chunk):
+                        self.stream_started = True
+                        yield event
+                while not opened.ended:
+                    try:
+                        async with asyncio.timeout(max(self.deadline.remaining(), 0.0)):
+                            chunk = await anext(opened.iterator)
+                    except StopAsyncIteration:
+                        break
+                    except Exception as exc:
+                        await self._fail(attempt, exc, cut_short=True)
+                        raise self.failure(stream_started=True) from None
+                    for event in self._absorb(opened, attempt, chunk):
+                        yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled while waiting on the upstream, or closed by a caller that stopped
+            # reading at a yield: either way the upstream worked for this attempt.
+            if not attempt.ended:
+                await self._cancel(attempt)
+            raise
         estimated = opened.usage is None
         usage = opened.usage or self._consumed(attempt)
         record = await self._succeed(attempt, usage, estimated=estimated)
@@ -324,6 +330,7 @@ class Run:
             **fields,
         )
         self.records.append(record)
+        attempt.ended = True
         return record
 
     async def _succeed(

@@ -15,6 +15,7 @@ job, built once by ``create_server`` and handed what it needs:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -116,8 +117,11 @@ class Pipeline:
         )
         recorded = False
         try:
-            async for event in run.stream():
-                yield event
+            # Closing this generator closes the run's first, so that an attempt cut short
+            # is on record before the request is.
+            async with contextlib.aclosing(run.stream()) as events:
+                async for event in events:
+                    yield event
             summary = run.summary()
             recorded = True
             await self._record.executed(

@@ -136,13 +136,21 @@ class BatchedDecisionLog(DecisionLog):
         if self._task is None or not self.buffered:
             return
         waiting = set(self._pending) | set(self._committing)
+        loop = asyncio.get_running_loop()
+        # A failed commit is retried after ``retry_delay_s``: give it a few retries before
+        # telling the caller the store is unavailable.
+        give_up_at: float | None = None
         async with self._committed:
             while not waiting.isdisjoint(self._pending) or not waiting.isdisjoint(self._committing):
                 if self._failing is not None:
-                    raise StorageUnavailable(
-                        f"decision log {self.name!r}: cannot commit: {self._failing}"
-                    )
-                await self._committed.wait()
+                    give_up_at = give_up_at or loop.time() + 4 * self.retry_delay_s
+                    if loop.time() >= give_up_at:
+                        raise StorageUnavailable(
+                            f"decision log {self.name!r}: cannot commit: {self._failing}"
+                        )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.retry_delay_s):
+                        await self._committed.wait()
 
     async def _commit_loop(self) -> None:
         while True:
