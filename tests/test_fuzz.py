@@ -367,12 +367,6 @@ def test_get_stats_survives_any_request(target: Target, request: Message) -> Non
     unary(target, "GetStats", request)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc.aio answers a request it cannot deserialize with UNKNOWN (and logs an ERROR "
-    "traceback) before any servicer code runs; the server would need its own request "
-    "deserializers mapping DecodeError to INVALID_ARGUMENT. Reported to the lead.",
-)
 def test_unknown_fields_and_garbage_bytes_are_client_errors(target: Target) -> None:
     """Bytes that are not the request message at all (unknown fields, truncated varints,
     wrong wire types) are refused as the client's fault or ignored, never a server fault."""

@@ -32,12 +32,12 @@ from .pipeline.select import Select
 from .pipeline.validate import Validate
 from .plugins import PluginRegistry, load_plugins
 from .security import Authenticator, RateLimiter, server_credentials
-from .servicer import ModelRouterServicer
+from .servicer import ModelRouterServicer, add_to_server
 from .state import StateServices, open_state
 from .telemetry import Providers, Telemetry, build_providers
 from .telemetry.attempts import AttemptTelemetry
 from .telemetry.rpc import RpcTelemetry
-from .v1 import router_pb2, router_pb2_grpc
+from .v1 import router_pb2
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -221,7 +221,7 @@ async def create_server(
         rate_limiter=rate_limiter,
         rpc=RpcTelemetry(telemetry, SERVICE_NAME),
     )
-    router_pb2_grpc.add_ModelRouterServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from . import convert, limits
 from .catalog import Catalog
@@ -54,6 +55,8 @@ def _rpc(method: Handler) -> Handler:
         tenant = DEFAULT_TENANT
         result = None
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidRequest.single("request", request.problem)
             tenant = self.authenticator.tenant_for(metadata)
             self.rate_limiter.admit(tenant)
             call = Call(name, tenant, server_call.span, context.time_remaining())
@@ -73,6 +76,55 @@ def _rpc(method: Handler) -> Handler:
         return result
 
     return handler
+
+
+class Undecodable:
+    """What the server got instead of a request message it could not parse."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _parser(message_type: Any) -> Callable[[bytes], Any]:
+    name = message_type.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as error:
+            # grpc would answer UNKNOWN and log a traceback: it is the caller's bytes.
+            return Undecodable(f"not a valid {name} message: {error}")
+
+    return parse
+
+
+def add_to_server(servicer: ModelRouterServicer, server: grpc.aio.Server) -> None:
+    """Register ``servicer`` like the generated ``add_ModelRouterServicer_to_server``, with
+    request parsers that turn bytes that are not the request message into
+    INVALID_ARGUMENT instead of grpc's UNKNOWN."""
+    service = pb.DESCRIPTOR.services_by_name["ModelRouter"]
+    handlers = {}
+    for method in service.methods:
+        request_type = _MESSAGES[method.input_type.name]
+        response_type = _MESSAGES[method.output_type.name]
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_parser(request_type),
+            response_serializer=response_type.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+
+
+_MESSAGES: dict[str, Any] = {
+    name: getattr(pb, name) for name in pb.DESCRIPTOR.message_types_by_name
+}
 
 
 async def _write_all(
