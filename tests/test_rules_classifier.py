@@ -400,3 +400,15 @@ def test_plugin_manager_collects_the_rules_classifier_through_the_hook() -> None
     )
 
     assert [c.name for c in registered] == ["rules"]
+
+
+async def test_a_huge_prompt_is_read_through_a_window_with_its_length_scaled():
+    from modelrouter_rules import WINDOW_CHARS, RulesClassifier
+
+    sentence = "Explain step by step why the quick brown fox jumps over the lazy dog. "
+    prompt = sentence * (4_000_000 // len(sentence))
+    assert len(prompt) > 100 * WINDOW_CHARS
+    result = await RulesClassifier().classify(RoutingRequest.from_prompt(prompt))
+    true_words = len(prompt.split())
+    assert abs(result.features["word_count"] - true_words) <= 0.02 * true_words
+    assert result.complexity >= Complexity.COMPLEX  # long and multi-step, as in full

@@ -126,6 +126,20 @@ def _key(member: Complexity | TaskType) -> str:
     return f"{kind}_matches_{member.name.lower()}"
 
 
+#: Longest text examined, in characters. A hostile multi-megabyte prompt must not hold the
+#: event loop: past this, the head and the tail are read and word counts scaled up.
+WINDOW_CHARS = 32_000
+
+
+def _window(text: str) -> tuple[str, float]:
+    """``text`` cut to its head and tail when longer than ``WINDOW_CHARS``, and the factor
+    that scales counts over the cut back to the whole."""
+    if len(text) <= WINDOW_CHARS:
+        return text, 1.0
+    half = WINDOW_CHARS // 2
+    return text[:half] + "\n" + text[-half:], len(text) / (2 * half)
+
+
 class RulesClassifier(Classifier):
     """Classifies by whole-word vocabulary and prompt structure; no I/O, no model.
 
@@ -169,8 +183,9 @@ class RulesClassifier(Classifier):
 
     def classify_sync(self, request: RoutingRequest) -> Classification:
         """Synchronous :meth:`classify`, for callers outside an event loop."""
-        prompt = request.prompt
-        system_words = len(request.system_prompt.split())
+        prompt, scale = _window(request.prompt)
+        system_prompt, system_scale = _window(request.system_prompt)
+        system_words = round(len(system_prompt.split()) * system_scale)
         prior_turns = request.prior_turns
         has_context = prior_turns > 0 or system_words > _LONG_SYSTEM_PROMPT_WORDS
         features: dict[str, float] = {
@@ -178,7 +193,7 @@ class RulesClassifier(Classifier):
             "prior_turns": float(prior_turns),
             "has_context": float(has_context),
         }
-        words = len(prompt.split())
+        words = round(len(prompt.split()) * scale)
         features["word_count"] = float(words)
         if not words:
             return Classification(
