@@ -513,3 +513,36 @@ async def anthropic_upstream() -> AsyncIterator[FakeUpstream]:
     await upstream.start()
     yield upstream
     await upstream.stop()
+
+
+def upstream_catalog(flavour: str, base_url: str) -> str:
+    """Config for one provider of ``flavour`` (``openai`` or ``anthropic``) at ``base_url``
+    (key in ``UP_KEY``) with a tool-capable model and a cheaper text-only one."""
+    return f"""
+[providers.up]
+type = "{flavour}"
+api_key_env = "UP_KEY"
+base_url = "{base_url}"
+
+[[models]]
+name = "tool-model"
+provider = "up"
+upstream_model = "upstream-model"
+input_price_usd_per_mtok = 1.0
+output_price_usd_per_mtok = 2.0
+context_window_tokens = 100000
+typical_latency_ms = 200
+quality = 0.9
+capabilities = ["chat", "code", "tools", "json", "vision"]
+
+[[models]]
+name = "text-model"
+provider = "up"
+upstream_model = "text-upstream"
+input_price_usd_per_mtok = 0.01
+output_price_usd_per_mtok = 0.02
+context_window_tokens = 100000
+typical_latency_ms = 100
+quality = 0.9
+capabilities = ["chat", "code"]
+"""

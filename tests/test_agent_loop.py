@@ -22,6 +22,7 @@ from .fake_upstreams import (
     anthropic_tool_events,
     openai_completion,
     openai_tool_call_chunks,
+    upstream_catalog,
 )
 
 WEATHER = pb.Tool(
@@ -34,42 +35,11 @@ WEATHER = pb.Tool(
 QUESTION = pb.Message(role=pb.ROLE_USER, content="What is the weather in Paris?")
 
 
-def config(flavour: str, base_url: str) -> str:
-    return f"""
-[providers.up]
-type = "{flavour}"
-api_key_env = "UP_KEY"
-base_url = "{base_url}"
-
-[[models]]
-name = "tool-model"
-provider = "up"
-upstream_model = "upstream-model"
-input_price_usd_per_mtok = 1.0
-output_price_usd_per_mtok = 2.0
-context_window_tokens = 100000
-typical_latency_ms = 200
-quality = 0.9
-capabilities = ["chat", "code", "tools", "json", "vision"]
-
-[[models]]
-name = "text-model"
-provider = "up"
-upstream_model = "text-upstream"
-input_price_usd_per_mtok = 0.01
-output_price_usd_per_mtok = 0.02
-context_window_tokens = 100000
-typical_latency_ms = 100
-quality = 0.9
-capabilities = ["chat", "code"]
-"""
-
-
 @pytest.fixture(params=["openai", "anthropic"])
 async def agent(request, openai_upstream, anthropic_upstream, modelrouter_server_factory):
     upstream = openai_upstream if request.param == "openai" else anthropic_upstream
     server = await modelrouter_server_factory(
-        config=parse_config(config(request.param, upstream.base_url)),
+        config=parse_config(upstream_catalog(request.param, upstream.base_url)),
         environ={"UP_KEY": "sk-agent-test"},
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

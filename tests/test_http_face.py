@@ -30,6 +30,7 @@ from .fake_upstreams import (
     openai_chunks,
     openai_completion,
     openai_tool_call_chunks,
+    upstream_catalog,
 )
 
 KEYS = f"""
@@ -176,42 +177,12 @@ async def test_routing_headers_and_the_modelrouter_object_constrain_the_choice(f
     assert completion.model == "large"
 
 
-def upstream_config(base_url: str) -> str:
-    return f"""
-[providers.up]
-type = "openai"
-api_key_env = "UP_KEY"
-base_url = "{base_url}"
-
-[[models]]
-name = "tool-model"
-provider = "up"
-upstream_model = "upstream-model"
-input_price_usd_per_mtok = 1.0
-output_price_usd_per_mtok = 2.0
-context_window_tokens = 100000
-typical_latency_ms = 200
-quality = 0.9
-capabilities = ["chat", "code", "tools", "json", "vision"]
-
-[[models]]
-name = "text-model"
-provider = "up"
-input_price_usd_per_mtok = 0.01
-output_price_usd_per_mtok = 0.02
-context_window_tokens = 100000
-typical_latency_ms = 100
-quality = 0.9
-capabilities = ["chat", "code"]
-"""
-
-
 @pytest.mark.parametrize("stream", [False, True])
 async def test_tool_calling_round_trip_through_the_face(
     stream, openai_upstream, modelrouter_server_factory
 ):
     server = await modelrouter_server_factory(
-        config=parse_config(upstream_config(openai_upstream.base_url)),
+        config=parse_config(upstream_catalog("openai", openai_upstream.base_url)),
         environ={"UP_KEY": "sk-up"},
         http_port=-1,
     )
@@ -512,7 +483,7 @@ async def test_a_client_leaving_a_stream_stops_the_upstream_and_settles(
     openai_upstream, modelrouter_server_factory
 ):
     server = await modelrouter_server_factory(
-        config=parse_config(upstream_config(openai_upstream.base_url)),
+        config=parse_config(upstream_catalog("openai", openai_upstream.base_url)),
         environ={"UP_KEY": "sk-up"},
         http_port=-1,
     )

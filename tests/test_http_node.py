@@ -16,36 +16,16 @@ import pytest
 from modelrouter.config import parse_config
 from modelrouter.security import hash_key
 
-from .fake_upstreams import Reply, Stream, openai_completion, openai_tool_call_chunks
+from .fake_upstreams import (
+    Reply,
+    Stream,
+    openai_completion,
+    openai_tool_call_chunks,
+    upstream_catalog,
+)
 
 NODE_DIR = Path(__file__).parent / "node_http"
 CONFIG = """
-[providers.up]
-type = "openai"
-api_key_env = "UP_KEY"
-base_url = "{base_url}"
-
-[[models]]
-name = "tool-model"
-provider = "up"
-upstream_model = "upstream-model"
-input_price_usd_per_mtok = 1.0
-output_price_usd_per_mtok = 2.0
-context_window_tokens = 100000
-typical_latency_ms = 200
-quality = 0.9
-capabilities = ["chat", "code", "tools", "json", "vision"]
-
-[[models]]
-name = "text-model"
-provider = "up"
-input_price_usd_per_mtok = 0.01
-output_price_usd_per_mtok = 0.02
-context_window_tokens = 100000
-typical_latency_ms = 100
-quality = 0.9
-capabilities = ["chat", "code"]
-
 [auth]
 enabled = true
 [[auth.keys]]
@@ -97,7 +77,9 @@ async def test_the_openai_npm_package_speaks_to_the_face(
     if not (NODE_DIR / "node_modules" / "openai").exists():
         await run("npm", "ci", "--no-audit", "--no-fund")
     openai_upstream.default = weather_agent
-    config = CONFIG.format(base_url=openai_upstream.base_url, sha=hash_key("sk-node"))
+    config = upstream_catalog("openai", openai_upstream.base_url) + CONFIG.format(
+        sha=hash_key("sk-node")
+    )
     server = await modelrouter_server_factory(
         config=parse_config(config), environ={"UP_KEY": "sk-up"}, http_port=-1
     )
