@@ -36,6 +36,8 @@ lint:
 	$(BIN)/mypy server/modelrouter plugins/modelrouter_* clients/python/modelrouter_client
 
 # Issue 14's table (docs/performance.md): each script prints its figures; none asserts timings.
+# http_overhead.py adds the LiteLLM proxy column when LITELLM_BIN names its executable (its own
+# venv, see the script's docstring); without it that column is skipped with a message.
 bench:
 	$(BIN)/python benchmarks/route_throughput.py
 	$(BIN)/python benchmarks/execute_overhead.py
