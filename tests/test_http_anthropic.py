@@ -13,8 +13,13 @@ from modelrouter.config import parse_config
 from modelrouter.security import hash_key
 from modelrouter.testing import TEST_CONFIG, FakeProvider
 
-from .fake_upstreams import Reply, Stream, openai_completion, openai_tool_call_chunks
-from .test_http_face import upstream_config
+from .fake_upstreams import (
+    Reply,
+    Stream,
+    openai_completion,
+    openai_tool_call_chunks,
+    upstream_catalog,
+)
 
 QUESTION = {"role": "user", "content": "What is the weather in Paris?"}
 WEATHER = {
@@ -71,7 +76,7 @@ async def test_messages_stream_as_anthropic_events(server):
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_tool_use_round_trip(streamed, openai_upstream, modelrouter_server_factory):
     server = await modelrouter_server_factory(
-        config=parse_config(upstream_config(openai_upstream.base_url) + KEYS),
+        config=parse_config(upstream_catalog("openai", openai_upstream.base_url) + KEYS),
         environ={"UP_KEY": "sk-up"},
         http_port=-1,
     )
