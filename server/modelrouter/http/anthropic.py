@@ -18,7 +18,7 @@ from ..base import ToolCallDelta
 from ..decision import ExecutionSummary
 from ..errors import FieldViolation, InvalidRequest
 from ..v1 import router_pb2 as pb
-from .openai import AUTO, ChatRequest, _json_type, _Reader
+from .openai import AUTO, ChatRequest, Reader, finish_reason, json_type, router_fields
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 #: HTTP status -> Anthropic error type.
@@ -42,8 +42,8 @@ def error_body(status: int, openai_body: bytes) -> bytes:
 
 def messages_request(body: object, *, tenant: str, input_limits: limits.InputLimits) -> ChatRequest:
     if not isinstance(body, dict):
-        raise InvalidRequest.single("body", f"must be a JSON object, got {_json_type(body)}")
-    reader = _Reader(input_limits.max_image_bytes)
+        raise InvalidRequest.single("body", f"must be a JSON object, got {json_type(body)}")
+    reader = Reader(input_limits.max_image_bytes)
     out = pb.ExecuteRequest()
     #: Proto message index -> the Anthropic path it came from.
     origins: list[str] = []
@@ -138,7 +138,7 @@ def _path(field: str, origins: list[str]) -> str:
     return field.replace("constraints.max_output_tokens", "max_tokens")
 
 
-def _text(reader: _Reader, value: object, path: str) -> str:
+def _text(reader: Reader, value: object, path: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -149,11 +149,11 @@ def _text(reader: _Reader, value: object, path: str) -> str:
             else:
                 reader.bad(f"{path}[{j}]", "only text blocks are accepted here")
         return "\n".join(texts)
-    reader.bad(path, f"must be a string or an array of text blocks, got {_json_type(value)}")
+    reader.bad(path, f"must be a string or an array of text blocks, got {json_type(value)}")
     return ""
 
 
-def _turns(reader: _Reader, message: dict[str, Any], path: str) -> list[pb.Message]:
+def _turns(reader: Reader, message: dict[str, Any], path: str) -> list[pb.Message]:
     role = message.get("role")
     if role not in ("user", "assistant"):
         reader.bad(f"{path}.role", "valid: user, assistant")
@@ -229,8 +229,6 @@ def message(summary: ExecutionSummary) -> dict[str, Any]:
                 "input": json.loads(call.arguments_json or "{}"),
             }
         )
-    from .openai import finish_reason, router_fields
-
     return {
         "id": f"msg_{summary.decision.decision_id}",
         "type": "message",
@@ -323,9 +321,7 @@ class EventWriter:
         return out
 
     def end(self, summary: ExecutionSummary) -> bytes:
-        from .openai import finish_reason, router_fields
-
-        out = self._start()
+            out = self._start()
         for block in range(self.blocks):
             out += self._event("content_block_stop", {"index": block})
         out += self._event(

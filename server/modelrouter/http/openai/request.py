@@ -14,18 +14,14 @@ import base64
 import binascii
 import json
 import re
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import convert, limits
-from ..base import ToolCallDelta
-from ..decision import ExecutionSummary
-from ..errors import FieldViolation, InvalidRequest
-from ..types import IMAGE_MEDIA_TYPES, RoutingRequest
-from ..v1 import router_pb2 as pb
+from ... import convert, limits
+from ...errors import FieldViolation, InvalidRequest
+from ...types import IMAGE_MEDIA_TYPES, RoutingRequest
+from ...v1 import router_pb2 as pb
 
 AUTO = "auto"
 _ROLES = {
@@ -122,7 +118,7 @@ class ChatRequest:
     origins: dict[str, str] = field(default_factory=dict)
 
 
-class _Reader:
+class Reader:
     """Reads a parsed JSON body into an ExecuteRequest, collecting violations."""
 
     def __init__(self, max_image_bytes: int) -> None:
@@ -139,7 +135,7 @@ class _Reader:
             isinstance(value, bool) and bool not in _as_tuple(kinds)
         ):
             return True
-        self.bad(param, f"must be {what}, got {_json_type(value)}")
+        self.bad(param, f"must be {what}, got {json_type(value)}")
         return False
 
     # Messages -------------------------------------------------------------------------
@@ -173,7 +169,7 @@ class _Reader:
         elif content is not None:
             self.bad(
                 f"{path}.content",
-                f"must be a string or an array of parts, got {_json_type(content)}",
+                f"must be a string or an array of parts, got {json_type(content)}",
             )
         calls = message.get("tool_calls")
         if calls is not None and self.typed(calls, list, f"{path}.tool_calls", "an array"):
@@ -201,7 +197,7 @@ class _Reader:
                 if image is not None:
                     out.parts.append(pb.ContentPart(image=image))
             else:
-                self.bad(f"{path}.image_url.url", f"must be a string, got {_json_type(url)}")
+                self.bad(f"{path}.image_url.url", f"must be a string, got {json_type(url)}")
         else:
             self.bad(f"{path}.type", f"got {json.dumps(kind)[:40]}; valid: text, image_url")
 
@@ -337,7 +333,7 @@ class _Reader:
         elif isinstance(value, list) and all(isinstance(s, str) for s in value):
             out.stop.extend(value)
         elif value is not None:
-            self.bad("stop", f"must be a string or an array of strings, got {_json_type(value)}")
+            self.bad("stop", f"must be a string or an array of strings, got {json_type(value)}")
 
     def number(self, value: object, param: str) -> float | None:
         if value is None:
@@ -397,8 +393,8 @@ def chat_request(
     ``x-modelrouter-min-quality``); ``NotFound`` comes later, from the pipeline.
     """
     if not isinstance(body, dict):
-        raise InvalidRequest.single("body", f"must be a JSON object, got {_json_type(body)}")
-    reader = _Reader(input_limits.max_image_bytes)
+        raise InvalidRequest.single("body", f"must be a JSON object, got {json_type(body)}")
+    reader = Reader(input_limits.max_image_bytes)
     out = pb.ExecuteRequest()
     unknown = [k for k in body if k not in _KNOWN and k not in _IGNORED]
     for key in unknown[:5]:
@@ -516,158 +512,11 @@ def json_param(path: str, origins: Mapping[str, str]) -> str:
     return path
 
 
-# Answers ------------------------------------------------------------------------------
-
-_FINISH = {
-    "stop": "stop",
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "tool_calls": "tool_calls",
-    "tool_use": "tool_calls",
-    "content_filter": "content_filter",
-}
-
-
-def finish_reason(summary: ExecutionSummary) -> str:
-    if summary.tool_calls:
-        return "tool_calls"
-    return _FINISH.get(summary.finish_reason, "stop")
-
-
-def completion_id(summary: ExecutionSummary) -> str:
-    return f"chatcmpl-{summary.decision.decision_id}"
-
-
-def usage(summary: ExecutionSummary) -> dict[str, int]:
-    prompt, completion = summary.usage.input_tokens, summary.usage.output_tokens
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def router_fields(summary: ExecutionSummary) -> dict[str, Any]:
-    """The ``modelrouter`` object added to answers: what the decision was and cost."""
-    classification = summary.decision.classification
-    return {
-        "decision_id": summary.decision.decision_id,
-        "provider": summary.provider,
-        "cost_usd": summary.cost_usd,
-        "latency_ms": round(summary.latency_ms, 3),
-        "attempts": len(summary.attempts),
-        "complexity": classification.complexity.name.lower(),
-        "task_type": classification.task_type.name.lower(),
-        "reason": summary.decision.selection.reason,
-    }
-
-
-def completion(summary: ExecutionSummary) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": summary.text if summary.text or not summary.tool_calls else None,
-        "refusal": None,
-    }
-    if summary.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments_json},
-            }
-            for c in summary.tool_calls
-        ]
-    return {
-        "id": completion_id(summary),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": summary.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": finish_reason(summary),
-                "logprobs": None,
-            }
-        ],
-        "usage": usage(summary),
-        "system_fingerprint": None,
-        "modelrouter": router_fields(summary),
-    }
-
-
-class ChunkWriter:
-    """SSE lines of one streamed answer in OpenAI's ``chat.completion.chunk`` format.
-
-    The answering model is known only at the end (a failover may happen before the first
-    delta), so chunks name the model asked for until the last ones, which name the model
-    that answered and carry the ``modelrouter`` object with the decision id and cost.
-    """
-
-    def __init__(self, model: str, include_usage: bool) -> None:
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.model = model
-        self.created = int(time.time())
-        self.include_usage = include_usage
-        self.started = False
-
-    def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-            "system_fingerprint": None,
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        chunk.update(extra)
-        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
-
-    def _delta(self, delta: dict[str, Any]) -> bytes:
-        if not self.started:
-            delta = {"role": "assistant", **delta}
-            self.started = True
-        return self._chunk([{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}])
-
-    def event(self, event: str | ToolCallDelta) -> bytes:
-        if isinstance(event, str):
-            return self._delta({"content": event})
-        call: dict[str, Any] = {"index": event.index, "function": {"arguments": event.arguments}}
-        if event.id is not None:
-            call["id"] = event.id
-            call["type"] = "function"
-        if event.name is not None:
-            call["function"]["name"] = event.name
-        return self._delta({"tool_calls": [call]})
-
-    def end(self, summary: ExecutionSummary) -> bytes:
-        self.model = summary.model
-        lines = b""
-        if not self.started:
-            lines += self._delta({"content": ""})
-        lines += self._chunk(
-            [{"index": 0, "delta": {}, "finish_reason": finish_reason(summary), "logprobs": None}],
-            modelrouter=router_fields(summary),
-        )
-        if self.include_usage:
-            lines += self._chunk([], usage=usage(summary))
-        return lines + b"data: [DONE]\n\n"
-
-    @staticmethod
-    def error(status: int, body: bytes) -> bytes:
-        """An error after the stream started (the SDKs raise it as an APIError)."""
-        return b"data: " + body + b"\n\n"
-
-
 def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
     return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
