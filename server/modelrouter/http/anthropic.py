@@ -321,7 +321,7 @@ class EventWriter:
         return out
 
     def end(self, summary: ExecutionSummary) -> bytes:
-            out = self._start()
+        out = self._start()
         for block in range(self.blocks):
             out += self._event("content_block_stop", {"index": block})
         out += self._event(
