@@ -41,6 +41,7 @@ def select(
     routing: RoutingConfig,
     unavailable_reason: Callable[[ModelSpec], str | None],
     cooling_reason: Callable[[ModelSpec], str | None] = lambda model: None,
+    input_tokens: int | None = None,
 ) -> Selection:
     """Order the models that may answer ``request``; the reason names the rule that decided.
 
@@ -50,7 +51,8 @@ def select(
     that a caller sees why a usual choice was skipped.
     """
     constraints = request.constraints
-    input_tokens = estimate_request_tokens(request)
+    if input_tokens is None:  # callers that select more than once estimate once
+        input_tokens = estimate_request_tokens(request)
     output_tokens = constraints.max_output_tokens or routing.default_max_output_tokens
     candidates = [
         Candidate(

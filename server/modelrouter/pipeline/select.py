@@ -28,6 +28,8 @@ class Select:
         self.catalog = catalog
         self.routing = routing
         self.state = state
+        #: The catalog is fixed once built: one tuple for every selection.
+        self._models = tuple(catalog.models.values())
 
     async def __call__(
         self, request: RoutingRequest, classification: Classification, *, executing: bool
@@ -43,19 +45,25 @@ class Select:
             if executing
             else self.catalog.routing_unavailable_reason
         )
+        # Estimated once: selection may run twice (a budget degrades it) and an explicit
+        # model's window is checked against the same figure.
+        input_tokens = estimate_request_tokens(request)
         if request.model is None:
-            selection, explored = await self._by_policy(request, classification, unavailable)
+            selection, explored = await self._by_policy(
+                request, classification, unavailable, input_tokens
+            )
             if request.session_id is not None:
                 selection = await self._keep_session(request, classification, selection)
             return Decision(decision_id, classification, selection, explored)
         spec = self.catalog.get(request.model)
         self.catalog.provider_for(spec)  # raises ModelUnavailable naming the missing variable
-        _check_explicit(spec, request, self._max_output_tokens(request))
+        _check_explicit(spec, request, input_tokens + self._max_output_tokens(request))
         try:
-            selection, explored = await self._by_policy(request, classification, unavailable)
+            selection, explored = await self._by_policy(
+                request, classification, unavailable, input_tokens
+            )
         except NoEligibleModel as exc:
             # The caller named a model, so the policy leaving no fallbacks is not an error.
-            input_tokens = estimate_request_tokens(request)
             output_tokens = self._max_output_tokens(request)
             selection = Selection(
                 selected=_candidate(spec, classification, input_tokens, output_tokens),
@@ -119,6 +127,7 @@ class Select:
         request: RoutingRequest,
         classification: Classification,
         unavailable: Callable[[ModelSpec], str | None],
+        input_tokens: int,
     ) -> tuple[Selection, bool]:
         """The policy's selection, steered by the tenant's budget and the adaptive policy.
 
@@ -126,9 +135,14 @@ class Select:
         """
 
         def policy(request: RoutingRequest, routing: RoutingConfig) -> Selection:
-            models = list(self.catalog.models.values())
             return select(
-                request, classification, models, routing, unavailable, self.catalog.cooling_reason
+                request,
+                classification,
+                self._models,
+                routing,
+                unavailable,
+                self.catalog.cooling_reason,
+                input_tokens,
             )
 
         selection = policy(request, self.routing)
@@ -186,7 +200,7 @@ class Select:
         return selection, explored
 
 
-def _check_explicit(spec: ModelSpec, request: RoutingRequest, output_tokens: int) -> None:
+def _check_explicit(spec: ModelSpec, request: RoutingRequest, needed: int) -> None:
     """A model the caller named must still be able to serve the request: never send tools,
     images or a schema to a model without them, nor a prompt its window cannot hold."""
     lacking = request.needed_capabilities() - spec.capabilities
@@ -196,7 +210,6 @@ def _check_explicit(spec: ModelSpec, request: RoutingRequest, output_tokens: int
             f"model {spec.name} lacks {sorted(lacking)}, which the request needs",
             [(spec.name, f"lacks {sorted(lacking)}")],
         )
-    needed = estimate_request_tokens(request) + output_tokens
     if needed > spec.context_window_tokens:
         raise NoEligibleModel(
             "context_window",
