@@ -108,8 +108,10 @@ def run_router(
     base_url: str,
     ports: multiprocessing.Queue,  # type: ignore[type-arg]
     extra_config: str = "",
+    face: str = "grpc",
 ) -> None:
-    """The router with one openai provider at ``base_url`` (``extra_config``: more TOML)."""
+    """The router with one openai provider at ``base_url`` (``extra_config``: more TOML);
+    puts the port of its ``face`` (``grpc`` or ``http``) on ``ports``."""
     import logging
 
     from modelrouter import eventloop
@@ -138,9 +140,13 @@ quality = 0.9
 
     async def main() -> None:
         server = await create_server(
-            config, host="127.0.0.1", port=0, http_port=0, environ={"BENCH_KEY": "sk-bench"}
+            config,
+            host="127.0.0.1",
+            port=0,
+            http_port=-1 if face == "http" else 0,
+            environ={"BENCH_KEY": "sk-bench"},
         )
-        ports.put(server.port)
+        ports.put(server.http.port if face == "http" and server.http else server.port)
         await server.wait_for_termination()
 
     eventloop.run(main())

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from execute_overhead import run_upstream  # the fixed-delay upstream, shared
+from execute_overhead import run_router, run_upstream  # the fixed-delay upstream, shared
 
 
 async def measure(
@@ -65,40 +65,6 @@ async def measure(
 
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def run_router(base_url: str, ports: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    import logging
-
-    from modelrouter import eventloop
-    from modelrouter.config import parse_config
-    from modelrouter.server import create_server
-
-    logging.disable(logging.WARNING)
-    config = parse_config(f"""
-[providers.bench]
-type = "openai"
-api_key_env = "BENCH_KEY"
-base_url = "{base_url}"
-
-[[models]]
-name = "bench"
-provider = "bench"
-input_price_usd_per_mtok = 1.0
-output_price_usd_per_mtok = 1.0
-context_window_tokens = 100000
-typical_latency_ms = 20
-quality = 0.9
-""")
-
-    async def main() -> None:
-        server = await create_server(
-            config, host="127.0.0.1", port=0, http_port=-1, environ={"BENCH_KEY": "sk-bench"}
-        )
-        ports.put(server.http.port)
-        await server.wait_for_termination()
-
-    eventloop.run(main())
 
 
 LITELLM_CONFIG = """\
@@ -267,7 +233,7 @@ def main() -> None:
     )
     upstream.start()
     upstream_url = f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
-    router = context.Process(target=run_router, args=(upstream_url, ports), daemon=True)
+    router = context.Process(target=run_router, args=(upstream_url, ports, "", "http"), daemon=True)
     router.start()
     face_url = f"http://127.0.0.1:{ports.get(timeout=60)}/v1"
     from modelrouter import eventloop
