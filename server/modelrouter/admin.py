@@ -109,7 +109,8 @@ def explain_lines(d: DecisionRecord) -> list[str]:
     lines = [
         f"decision {d.decision_id} ({d.kind}, tenant {d.tenant}, "
         f"{datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec='seconds')})",
-        f"classified: {d.complexity} {d.task_type} by {d.classifier}",
+        f"classified: {d.complexity} {d.task_type} by {d.classifier}"
+        + (f" (router version {d.router_version})" if d.router_version else ""),
         "candidates (in the order they would be tried):",
     ]
     for c in d.candidates:

@@ -275,3 +275,6 @@ class Classification:
     #: classifiers that learn which models answer which prompts. Selection uses them in place
     #: of the catalog's static quality for the models they name.
     predicted_quality: Mapping[str, float] = field(default_factory=dict)
+    #: Version of the trained router that decided (a content hash; the A/B arm's when a
+    #: candidate was tried), or "" for classifiers that are not trained artefacts.
+    router_version: str = ""

@@ -50,7 +50,9 @@ class Record:
         self.log_prompts = log_prompts
         self.session_ttl_s = session_ttl_s
         # Few distinct sets (models x complexities x task types x methods): built once.
-        self._decision_points: dict[tuple[str, str, Complexity, TaskType], dict[str, Any]] = {}
+        self._decision_points: dict[
+            tuple[str, str, Complexity, TaskType, str], dict[str, Any]
+        ] = {}
 
     async def classified(
         self, request: RoutingRequest, classification: Classification, charge_id: str
@@ -176,7 +178,14 @@ class Record:
     def _decision_point(self, method: str, decision: Decision) -> dict[str, Any]:
         """Attributes of a ``modelrouter.decisions`` point (shared: do not modify)."""
         c = decision.classification
-        key = (method, decision.selection.selected.model.name, c.complexity, c.task_type)
+        # Per A/B arm too (router_version): few versions are live at once.
+        key = (
+            method,
+            decision.selection.selected.model.name,
+            c.complexity,
+            c.task_type,
+            c.router_version,
+        )
         point = self._decision_points.get(key)
         if point is None:
             point = self._decision_points[key] = {
@@ -185,6 +194,8 @@ class Record:
                 a.TASK_TYPE: c.task_type.name.lower(),
                 a.RPC_METHOD: method,
             }
+            if c.router_version:
+                point[a.ROUTER_VERSION] = c.router_version
         return point
 
     def _row(self, request: RoutingRequest, decision: Decision, *, kind: str) -> DecisionRecord:
@@ -206,6 +217,7 @@ class Record:
             reason=selection.reason,
             explored=decision.explored,
             prompt=request.prompt if self.log_prompts else None,
+            router_version=classification.router_version,
         )
 
 

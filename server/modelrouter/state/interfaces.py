@@ -131,6 +131,8 @@ class DecisionRecord:
     latency_ms: float | None = None
     #: ``routed`` for Route; ``ok`` / ``error`` / ``rejected`` for Execute.
     outcome: str = "routed"
+    #: Version of the trained router that classified the request ("" when none did).
+    router_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

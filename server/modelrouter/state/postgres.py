@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS {s}.decisions (
     classifier TEXT NOT NULL, candidates JSONB NOT NULL, chosen_model TEXT NOT NULL,
     estimated_cost_usd DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL, explored BOOLEAN NOT NULL,
     prompt TEXT, actual_cost_usd DOUBLE PRECISION, latency_ms DOUBLE PRECISION,
-    outcome TEXT NOT NULL);
+    outcome TEXT NOT NULL, router_version TEXT NOT NULL DEFAULT '');
+ALTER TABLE {s}.decisions ADD COLUMN IF NOT EXISTS router_version TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS decisions_tenant ON {s}.decisions (tenant, created_at);
 CREATE INDEX IF NOT EXISTS decisions_created ON {s}.decisions (created_at);
 CREATE TABLE IF NOT EXISTS {s}.reservations (

@@ -17,8 +17,12 @@ from .interfaces import (
 DECISION_COLUMNS = (
     "decision_id, tenant, created_at, kind, complexity, task_type, classifier, candidates, "
     "chosen_model, estimated_cost_usd, reason, explored, prompt, actual_cost_usd, latency_ms, "
-    "outcome"
+    "outcome, router_version"
 )
+
+#: Columns added after the first schema: (name, SQL type and default), added on open to
+#: existing databases (the CREATE TABLE statements already include them).
+ADDED_DECISION_COLUMNS = (("router_version", "TEXT NOT NULL DEFAULT ''"),)
 
 FEEDBACK_COLUMNS = "decision_id, source, tenant, score, success, comment, created_at"
 
@@ -50,6 +54,7 @@ def decision_row(d: DecisionRecord) -> tuple[Any, ...]:
         d.actual_cost_usd,
         d.latency_ms,
         d.outcome,
+        d.router_version,
     )
 
 
@@ -72,6 +77,7 @@ def decision_from_row(row: Sequence[Any]) -> DecisionRecord:
         actual_cost_usd=row[13],
         latency_ms=row[14],
         outcome=row[15],
+        router_version=row[16] or "",
     )
 
 

@@ -33,6 +33,7 @@ from .interfaces import (
 from .memory import same_feedback
 from .retry import RetryPolicy
 from .rows import (
+    ADDED_DECISION_COLUMNS,
     DECISION_COLUMNS,
     FEEDBACK_COLUMNS,
     buckets_from_json,
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     kind TEXT NOT NULL, complexity TEXT NOT NULL, task_type TEXT NOT NULL,
     classifier TEXT NOT NULL, candidates TEXT NOT NULL, chosen_model TEXT NOT NULL,
     estimated_cost_usd REAL NOT NULL, reason TEXT NOT NULL, explored INTEGER NOT NULL,
-    prompt TEXT, actual_cost_usd REAL, latency_ms REAL, outcome TEXT NOT NULL);
+    prompt TEXT, actual_cost_usd REAL, latency_ms REAL, outcome TEXT NOT NULL,
+    router_version TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS decisions_tenant ON decisions (tenant, created_at);
 CREATE INDEX IF NOT EXISTS decisions_created ON decisions (created_at);
 CREATE TABLE IF NOT EXISTS reservations (
@@ -108,6 +110,7 @@ class SqliteDatabase:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
+        _add_missing_columns(conn)
         return conn
 
     async def open(self) -> None:
@@ -366,7 +369,7 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
         self.db = SqliteDatabase(path)
 
     async def record(self, decision: DecisionRecord) -> None:
-        placeholders = ", ".join("?" * 16)
+        placeholders = ", ".join("?" * len(DECISION_COLUMNS.split(",")))
         await self.db.run(
             "record",
             lambda conn: conn.execute(
@@ -376,7 +379,7 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
         )
 
     async def record_many(self, decisions: Sequence[DecisionRecord]) -> None:
-        placeholders = ", ".join("?" * 16)
+        placeholders = ", ".join("?" * len(DECISION_COLUMNS.split(",")))
         rows = [decision_row(d) for d in decisions]
         await self.db.transaction(
             "record_many",
@@ -484,6 +487,20 @@ class SqliteDecisionLog(OwnsDatabase, DecisionLog):
 
         for row in await self.db.run("export", work):
             yield row
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a decision log written by an older version up to the current columns (SQLite
+    has no ``ADD COLUMN IF NOT EXISTS``)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    for name, definition in ADDED_DECISION_COLUMNS:
+        if name not in present:
+            try:
+                conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError as error:
+                # Another process sharing the file added it first.
+                if "duplicate column" not in str(error):
+                    raise
 
 
 def _release(

@@ -48,6 +48,8 @@ COMPLEXITY: Final = "modelrouter.complexity"
 TASK_TYPE: Final = "modelrouter.task_type"
 SCORE: Final = "modelrouter.score"
 CONFIDENCE: Final = "modelrouter.confidence"
+#: Version (content hash) of the trained router that classified; only when one did.
+ROUTER_VERSION: Final = "modelrouter.router.version"
 SELECTED_MODEL: Final = "modelrouter.selected.model"
 SELECTED_PROVIDER: Final = "modelrouter.selected.provider"
 CANDIDATES: Final = "modelrouter.candidates"

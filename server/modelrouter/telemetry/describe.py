@@ -28,13 +28,16 @@ def mark_error(span: Span, exc: BaseException) -> None:
 
 
 def classification_attributes(c: Classification) -> dict[str, Any]:
-    return {
+    attributes: dict[str, Any] = {
         a.CLASSIFIER: c.classifier,
         a.COMPLEXITY: c.complexity.name.lower(),
         a.TASK_TYPE: c.task_type.name.lower(),
         a.SCORE: float(c.score),
         a.CONFIDENCE: float(c.confidence),
     }
+    if c.router_version:
+        attributes[a.ROUTER_VERSION] = c.router_version
+    return attributes
 
 
 def decision_attributes(request: RoutingRequest, decision: Decision) -> dict[str, Any]:
