@@ -13,22 +13,43 @@ requests race, what they can spend beyond their reservations is bounded. Reserva
 whose holder vanished (a crashed replica, a lost settle) are released by ``reap`` once
 they are older than ``request_timeout_s`` plus a grace; ``maintenance.Maintenance``
 calls it periodically beside the server.
+
+Reading usage (every Route of a tenant with limits does, to degrade or refuse early) is
+*single-flight*: callers that ask for a tenant's usage while a read of it is in flight
+await that read instead of starting their own, so a burst of Routes costs the store one
+read per round trip, not one per request. What a caller may rely on:
+
+* the usage it gets includes every write (reserve, settle, charge, release, reap) that
+  this process completed before the call: a read that started before such a write
+  completed is never shared with a caller that came after it;
+* it is at most as old as the start of the read in flight when the caller arrived (one
+  store round trip); other replicas' writes are seen as late as by a read of one's own
+  started at that moment. There is no cache: with no read in flight a caller reads.
+
+The usage read only steers selection (degrade, refuse early); the reservation, atomic in
+the store, is what keeps spend within the budget, so sharing a read never lets
+concurrent requests overspend.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from ..config import BudgetsConfig, DegradeTier
 from ..errors import BudgetExhausted, InFlightLimitExceeded
-from .interfaces import IN_FLIGHT, Bucket, HotState, to_nano, to_usd
+from .interfaces import IN_FLIGHT, Bucket, BucketUsage, HotState, to_nano, to_usd
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_ReadKey = tuple[str, tuple[tuple[str, str], ...]]
 
 #: Defaults until the configuration carries them (``[budgets] max_in_flight_per_tenant``).
 DEFAULT_MAX_IN_FLIGHT = 64
@@ -93,6 +114,14 @@ class WindowUsage:
         return self.remaining_usd / self.limit_usd if self.limit_usd > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A usage read in flight and the process's write count when it started."""
+
+    writes: int
+    task: asyncio.Task[list[BucketUsage]]
+
+
 class Budgets:
     """Reserve before each provider attempt, settle after with what it consumed.
 
@@ -122,6 +151,11 @@ class Budgets:
         self.request_timeout_s = request_timeout_s
         self.reap_grace_s = reap_grace_s
         self.reap_batch = reap_batch
+        #: Writes this process completed (reserve, settle, ...): a usage read started
+        #: before the count moved is not shared with later callers.
+        self._writes = 0
+        #: (tenant, windows) -> the usage read in flight and the write count at its start.
+        self._reads: dict[_ReadKey, _Read] = {}
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -161,13 +195,15 @@ class Budgets:
             now,
         )
         if buckets:
-            failed = await self.store.reserve(
-                tenant,
-                reservation.attempt_id,
-                amount,
-                reservation.buckets,
-                now=now,
-                max_in_flight=self.max_in_flight,
+            failed = await self._write(
+                self.store.reserve(
+                    tenant,
+                    reservation.attempt_id,
+                    amount,
+                    reservation.buckets,
+                    now=now,
+                    max_in_flight=self.max_in_flight,
+                )
             )
             if failed == IN_FLIGHT:
                 raise InFlightLimitExceeded(
@@ -191,13 +227,15 @@ class Budgets:
         if reservation.done:
             return
         if reservation.buckets:
-            await self.store.settle(
-                reservation.tenant,
-                reservation.attempt_id,
-                reservation.buckets,
-                to_nano(max(actual_usd, 0.0)),
-                estimated=estimated,
-                now=self.clock(),
+            await self._write(
+                self.store.settle(
+                    reservation.tenant,
+                    reservation.attempt_id,
+                    reservation.buckets,
+                    to_nano(max(actual_usd, 0.0)),
+                    estimated=estimated,
+                    now=self.clock(),
+                )
             )
         reservation.done = True
 
@@ -208,13 +246,15 @@ class Budgets:
         once per ``attempt_id``."""
         buckets = tuple(b for b, _ in self._buckets(tenant))
         if buckets and actual_usd > 0:
-            await self.store.settle(
-                tenant,
-                attempt_id,
-                buckets,
-                to_nano(actual_usd),
-                estimated=estimated,
-                now=self.clock(),
+            await self._write(
+                self.store.settle(
+                    tenant,
+                    attempt_id,
+                    buckets,
+                    to_nano(actual_usd),
+                    estimated=estimated,
+                    now=self.clock(),
+                )
             )
 
     async def release_attempt(self, tenant: str, attempt_id: str) -> None:
@@ -223,8 +263,8 @@ class Budgets:
         Releasing an attempt never reserved changes nothing."""
         buckets = tuple(b for b, _ in self._buckets(tenant))
         if buckets:
-            await self.store.settle(
-                tenant, attempt_id, buckets, 0, estimated=False, now=self.clock()
+            await self._write(
+                self.store.settle(tenant, attempt_id, buckets, 0, estimated=False, now=self.clock())
             )
 
     async def release(self, reservation: Reservation) -> None:
@@ -242,7 +282,7 @@ class Budgets:
         cutoff = now - self.request_timeout_s - self.reap_grace_s
         total = 0
         while True:
-            released = await self.store.reap(cutoff, self.reap_batch, now)
+            released = await self._write(self.store.reap(cutoff, self.reap_batch, now))
             total += released
             if released < self.reap_batch:
                 break
@@ -257,11 +297,42 @@ class Budgets:
     async def usage(self, tenant: str) -> list[WindowUsage]:
         """Spend, reservations and limits of every window with a limit, hour first."""
         buckets = self._buckets(tenant)
-        counters = await self.store.usage(tenant, [b for b, _ in buckets])
+        counters = await self._shared_read(tenant, [b for b, _ in buckets])
         return [
             WindowUsage(b.window, to_usd(b.limit), to_usd(c.spent), to_usd(c.reserved), resets_at)
             for (b, resets_at), c in zip(buckets, counters, strict=True)
         ]
+
+    async def _write(self, write: Awaitable[_T]) -> _T:
+        """Await a write to the store and count it, even if it failed (it may have been
+        applied before the error), so no earlier read is shared after it."""
+        try:
+            return await write
+        finally:
+            self._writes += 1
+
+    async def _shared_read(self, tenant: str, buckets: list[Bucket]) -> list[BucketUsage]:
+        """The store's counters for ``buckets``, from the read in flight for the same tenant
+        and windows if no write completed since it started, else from a new read."""
+        if self.store.name == "memory":
+            return await self.store.usage(tenant, buckets)  # in process: no round trip to share
+        key = (tenant, tuple((b.window, b.label) for b in buckets))
+        loop = asyncio.get_running_loop()
+        read = self._reads.get(key)
+        if read is None or read.writes != self._writes or read.task.get_loop() is not loop:
+            task = loop.create_task(self.store.usage(tenant, buckets))
+            read = _Read(self._writes, task)
+            self._reads[key] = read
+            task.add_done_callback(lambda done: self._read_done(key, done))
+        # Shielded: one caller cancelled must not cancel the read the others await.
+        return await asyncio.shield(read.task)
+
+    def _read_done(self, key: _ReadKey, task: asyncio.Task[list[BucketUsage]]) -> None:
+        read = self._reads.get(key)
+        if read is not None and read.task is task:
+            del self._reads[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every awaiting caller has already been given it
 
     def degrade_tier(self, usage: list[WindowUsage]) -> tuple[DegradeTier, WindowUsage] | None:
         """The lowest degrade tier the tightest window has fallen under, if any."""
