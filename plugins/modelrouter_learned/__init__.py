@@ -18,7 +18,13 @@ For each request it embeds the last user turn (in a worker thread) and returns:
   uses its embedder, else CHAT;
 * ``confidence``: mean decisiveness ``|2p - 1|`` of the per-model predictions;
 * ``features``: ``difficulty``, ``calibrated`` (1.0 or 0.0) and ``predicted_cost_usd.<model>``
-  per model. :attr:`LearnedClassifier.version` is the serving artefact's content version.
+  per model. :attr:`LearnedClassifier.version` is the serving artefact's content version,
+  and ``router_version`` the version that classified this request.
+
+Router versions in the store (``modelrouter routers promote``, ``retrain``) take over from
+the file artefact: the server's :class:`~modelrouter.learning.registry.RouterRegistry`
+hands them over through :meth:`LearnedClassifier.use_routers`, and an A/B candidate
+classifies its share of requests. With no version in the store, the file artefact serves.
 
 Only the first tokens of a prompt are embedded (the window is part of the artefact's embedder
 name, e.g. ``minilm:all-MiniLM-L6-v2:128``), which bounds the cost of long prompts.
@@ -52,6 +58,7 @@ from modelrouter import (
 from modelrouter.config.environment import Environment
 from modelrouter.learning.embedders import Embedder, MissingExtraError, embedder_from_name
 from modelrouter.learning.quality_model import QualityModel
+from modelrouter.learning.registry import ServingRouters
 from modelrouter_embedding import EmbeddingClassifier, extra_installed, tier_for_score
 
 __all__ = ["ARTIFACT_ENV", "LearnedClassifier", "register_classifiers"]
@@ -90,6 +97,10 @@ class LearnedClassifier(Classifier):
         self._mtime_ns: int | None = None
         self.model: QualityModel
         self.embedder: Embedder
+        self._file_version = ""
+        # Embedders of stored versions trained with another embedder than the file's.
+        self._embedders: dict[str, Embedder] = {}
+        self._routers = ServingRouters()
         self._reload_if_changed()
 
     def _reload_if_changed(self) -> None:
@@ -121,11 +132,28 @@ class LearnedClassifier(Classifier):
                     f"{model.embedder!r}, not {embedder.name!r}"
                 )
             self.model, self.embedder, self._mtime_ns = model, embedder, mtime
+            self._file_version = model.version
 
     @property
     def version(self) -> str:
-        """Content version of the artefact being served (changes when it is retrained)."""
-        return self.model.version
+        """Content version of the router serving (the store's when it serves one, else the
+        file artefact's); changes when it is retrained or promoted."""
+        serving = self._routers.serving
+        return serving.version if serving is not None else self._file_version
+
+    def use_routers(self, routers: ServingRouters) -> None:
+        """Serve the store's versions (``RouterRegistry`` calls this on every change)."""
+        for loaded in (routers.serving, routers.candidate):
+            if loaded is not None and loaded.model.embedder != self.embedder.name:
+                name = loaded.model.embedder
+                if name not in self._embedders:
+                    self._embedders[name] = embedder_from_name(name)
+        self._routers = routers
+
+    def _embedder_for(self, model: QualityModel) -> Embedder:
+        if model.embedder == self.embedder.name:
+            return self.embedder
+        return self._embedders[model.embedder]
 
     def _task_for(self, vector: np.ndarray) -> tuple[TaskType, float]:
         if not self._use_task_classifier:
@@ -143,14 +171,19 @@ class LearnedClassifier(Classifier):
 
     def classify_sync(self, request: RoutingRequest) -> Classification:
         """Synchronous :meth:`classify` (embeds on the calling thread)."""
-        self._reload_if_changed()
-        model, embedder = self.model, self.embedder
+        picked = self._routers.pick(request)
+        if picked is None:
+            self._reload_if_changed()
+            model, embedder, version = self.model, self.embedder, self._file_version
+        else:
+            model, version = picked.model, picked.version
+            embedder = self._embedder_for(model)
         prompt = request.prompt
         vector = embedder.embed([prompt])
         quality = model.predict_quality(vector, [prompt])[0]
         cost = model.predict_cost([prompt])[0]
         difficulty = float(np.clip(1.0 - quality.mean(), 0.0, 1.0))
-        task, _ = self._task_for(vector[0])
+        task, _ = self._task_for(vector[0]) if embedder is self.embedder else (TaskType.CHAT, 0.0)
         features = {"difficulty": difficulty, "calibrated": 1.0 if model.calibrated else 0.0}
         features.update(
             (f"predicted_cost_usd.{m}", float(c)) for m, c in zip(model.models, cost, strict=True)
@@ -163,6 +196,7 @@ class LearnedClassifier(Classifier):
             classifier=self.name,
             features=features,
             predicted_quality={m: float(q) for m, q in zip(model.models, quality, strict=True)},
+            router_version=version,
         )
 
 

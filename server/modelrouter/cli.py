@@ -195,10 +195,12 @@ def build_parser(environ: Environment | None = None) -> argparse.ArgumentParser:
     from .admin import add_commands as add_state_commands
     from .config.commands import add_commands as add_config_commands
     from .learning.commands import add_commands as add_learning_commands
+    from .routers_admin import add_commands as add_router_commands
 
     add_config_commands(commands)
     add_state_commands(commands)
     add_learning_commands(commands)
+    add_router_commands(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ from .catalog import Catalog
 from .config import Config, load_config
 from .errors import ConfigError
 from .execution import InMemoryCircuitBreaker
+from .learning.registry import RouterRegistry, VersionedClassifier
 from .pipeline import Pipeline
 from .pipeline.classify import Classify
 from .pipeline.execute import Executor
@@ -34,6 +35,7 @@ from .plugins import PluginRegistry, load_plugins
 from .security import Authenticator, RateLimiter, server_credentials
 from .servicer import ModelRouterServicer, add_to_server
 from .state import StateServices, open_state
+from .state.routers import RouterStore, open_router_store
 from .telemetry import Providers, Telemetry, build_providers
 from .telemetry.attempts import AttemptTelemetry
 from .telemetry.rpc import RpcTelemetry
@@ -69,6 +71,9 @@ class ModelRouterServer:
     telemetry_providers: Providers | None = None
     #: The OpenAI-compatible HTTP face and dashboard (``None``: off); ``http.port`` is bound.
     http: HttpServer | None = None
+    #: Router versions in the store and the poller handing them to the learned classifier.
+    router_store: RouterStore | None = None
+    routers: RouterRegistry | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then release providers."""
@@ -81,6 +86,10 @@ class ModelRouterServer:
             await self.grpc_server.stop(grace_period)
         # ---- end HTTP face
         await self.catalog.aclose()
+        if self.routers is not None:
+            await self.routers.aclose()
+        if self.router_store is not None:
+            await self.router_store.aclose()
         if self.telemetry_providers is not None:
             # Flushing exports blocks on the network: keep the event loop free meanwhile.
             await asyncio.to_thread(self.telemetry_providers.shutdown)
@@ -165,6 +174,19 @@ async def create_server(
     # Selection and ListModels see the breaker too: a cooling model is skipped and listed
     # as unavailable with the reason.
     catalog.breaker = breaker
+    # Router versions: every replica on the store follows promote, rollback and A/B changes.
+    router_store = await open_router_store(config, state.decisions)
+    routers = RouterRegistry(
+        router_store,
+        [c for c in registry.classifiers.values() if isinstance(c, VersionedClassifier)],
+        config.routers.reload_interval_s,
+    )
+    if routers.targets:
+        try:
+            await routers.refresh()  # serve the store's version from the first request
+        except Exception:
+            log.exception("reading the router versions failed; the file artefact serves")
+        routers.start()
 
     # The pipeline, stage by stage.
     pipeline = Pipeline(
@@ -295,6 +317,8 @@ async def create_server(
         health=health_servicer,
         telemetry_providers=built,
         http=http_server,
+        router_store=router_store,
+        routers=routers,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic.dataclasses import dataclass
 from ..errors import ConfigError
 from ..types import Complexity, TaskType
 from .fields import TABLE, ComplexityName, Flag, Fraction, Int, Number, Port, TaskName, Text
+from .routers import RoutersConfig
 from .state import StateConfig
 from .telemetry import TelemetryConfig
 
@@ -307,6 +308,8 @@ class Config:
     )
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    #: Versioned learned routers, retraining and A/B (``[routers]``).
+    routers: RoutersConfig = Field(default_factory=RoutersConfig)
 
     def check_workers(self, workers: int) -> None:
         """Refuse ``workers`` > 1 processes when state lives inside one process: each would

@@ -11,6 +11,7 @@ holding the weights and a JSON metadata string.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -182,21 +183,36 @@ class QualityModel:
         savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **self._arrays())
         os.replace(tmp, path)
 
+    def to_bytes(self) -> bytes:
+        """The artefact as :meth:`save` writes it, in memory (what the router store keeps)."""
+        buffer = io.BytesIO()
+        meta = dict(self.meta, **self._settings(), version=self.version)
+        savez: Any = np.savez_compressed
+        savez(buffer, meta=np.array(json.dumps(meta, sort_keys=True)), **self._arrays())
+        return buffer.getvalue()
+
     @classmethod
-    def load(cls, path: str | Path) -> QualityModel:
+    def from_bytes(cls, data: bytes) -> QualityModel:
+        """Read an artefact from :meth:`to_bytes` (checked like :meth:`load`)."""
+        return cls.load(io.BytesIO(data))
+
+    @classmethod
+    def load(cls, path: str | Path | io.BytesIO) -> QualityModel:
         """Read an artifact written by :meth:`save`; raises ``ValueError`` if it is not one.
 
         Version-1 artefacts (no calibration, no version) still load. A version-2 artefact whose
         content does not hash to its recorded version (a damaged or hand-edited file) is refused.
         """
-        with np.load(Path(path), allow_pickle=False) as data:
+        source = path if isinstance(path, io.BytesIO) else Path(path)
+        where = "stored artefact" if isinstance(path, io.BytesIO) else str(path)
+        with np.load(source, allow_pickle=False) as data:
             try:
                 meta = json.loads(str(data["meta"]))
             except KeyError as exc:
-                raise ValueError(f"{path}: not a modelrouter quality-model artifact") from exc
+                raise ValueError(f"{where}: not a modelrouter quality-model artifact") from exc
             fmt = meta.get("format")
             if fmt not in (ARTIFACT_FORMAT, _ARTIFACT_FORMAT_V1):
-                raise ValueError(f"{path}: artifact format {fmt!r}, expected {ARTIFACT_FORMAT!r}")
+                raise ValueError(f"{where}: artifact format {fmt!r}, expected {ARTIFACT_FORMAT!r}")
             mlp = None
             if meta.get("mlp"):
                 mlp = tuple(
@@ -230,7 +246,7 @@ class QualityModel:
             )
         if fmt == ARTIFACT_FORMAT and model.version != meta.get("version"):
             raise ValueError(
-                f"{path}: content hashes to version {model.version}, but the file says "
+                f"{where}: content hashes to version {model.version}, but the file says "
                 f"{meta.get('version')!r}: damaged or edited"
             )
         return model

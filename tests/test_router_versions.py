@@ -1,0 +1,351 @@
+"""Router versions in the store: retrain behind a gate, promote and roll back across
+replicas, A/B split with a per-arm report. Real servers on port 0, the hashing embedder
+(offline, fast), the CLI called in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelrouter.cli import main as modelrouter_cli
+from modelrouter.config import parse_config
+from modelrouter.learning.embedders import HashingEmbedder
+from modelrouter.learning.quality_model import QualityModel, train_quality_model
+from modelrouter.testing import TEST_CONFIG
+from modelrouter.v1 import router_pb2 as pb
+from modelrouter.v1 import router_pb2_grpc
+
+from .conftest import user
+from .state_fixtures import POSTGRES_URL, drop_postgres_schema, require_postgres
+
+pytest.importorskip("sklearn", reason="training needs scikit-learn (the 'learned' extra)")
+
+MODELS = ("tiny", "small-coder", "large")
+EMBEDDER = HashingEmbedder(64)
+REFUSED = 3
+
+
+def _easy(i: int) -> str:
+    return f"easy friendly hello chat greeting about weather number {i}"
+
+
+def _hard(i: int) -> str:
+    return f"hard integral proof theorem derive bound lemma number {i}"
+
+
+def _artifact(path: Path, *, easy_is_adequate: bool, n: int = 40, seed: int = 0) -> str:
+    """A router trained on synthetic prompts: every model adequate on the easy prompts
+    (or, flipped, on the hard ones only). Returns its version."""
+    prompts = [_easy(1000 + seed * n + i) for i in range(n)] + [
+        _hard(1000 + seed * n + i) for i in range(n)
+    ]
+    easy = np.array([1.0] * n + [0.0] * n)
+    quality = np.repeat((easy if easy_is_adequate else 1.0 - easy)[:, None], len(MODELS), axis=1)
+    cost = np.tile([1e-6, 5e-6, 3e-5], (2 * n, 1))
+    model = train_quality_model(
+        prompts,
+        EMBEDDER.embed(prompts),
+        quality,
+        cost,
+        MODELS,
+        EMBEDDER.name,
+        c=1.0,
+        calibration=None,
+    )
+    model.save(path)
+    return model.version
+
+
+def _config_text(storage: str, artifact: Path, log_prompts: bool = True) -> str:
+    return (
+        TEST_CONFIG.replace('default_classifier = "rules"', 'default_classifier = "learned"')
+        + storage.replace("[storage]\n", f"[storage]\nlog_prompts = {str(log_prompts).lower()}\n")
+        + f'\n[classifiers.learned]\nartifact = "{artifact}"\n'
+        + "\n[routers]\nreload_interval_s = 0.05\nresamples = 60\nmin_labelled = 20\n"
+    )
+
+
+def _sqlite_storage(tmp_path: Path) -> str:
+    return f'[storage]\nhot = "sqlite"\nlog = "sqlite"\nsqlite_path = "{tmp_path / "state.db"}"\n'
+
+
+async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = await asyncio.to_thread(modelrouter_cli, list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+class Replica:
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.channel = __import__("grpc").aio.insecure_channel(f"127.0.0.1:{server.port}")
+        self.stub = router_pb2_grpc.ModelRouterStub(self.channel)
+
+    async def route(self, prompt: str, session: str | None = None) -> tuple[str, str]:
+        """Route ``prompt``; returns (decision id, the router version the log recorded)."""
+        request = pb.RouteRequest(messages=user(prompt))
+        if session:
+            request.session_id = session
+        reply = await self.stub.Route(request)
+        record = await self.server.state.decisions.get(reply.decision_id)
+        return reply.decision_id, record.router_version
+
+    async def wait_for_version(self, version: str, timeout: float = 15.0) -> None:
+        """Poll (Route) until this replica's decisions are made by ``version``."""
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while time.monotonic() < deadline:
+            _, seen = await self.route(f"which version now {uuid.uuid4()}")
+            if seen == version:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"replica still serves {seen}, expected {version}")
+
+
+async def _drive_feedback(replica: Replica, n: int) -> None:
+    """n easy and n hard prompts; feedback says every model answers the easy ones only."""
+    for i in range(n):
+        for prompt, score in ((_easy(i), 1.0), (_hard(i), 0.0)):
+            decision_id, _ = await replica.route(prompt)
+            await replica.stub.SubmitFeedback(
+                pb.SubmitFeedbackRequest(decision_id=decision_id, score=score, success=score > 0)
+            )
+
+
+async def test_retrain_from_logged_feedback_is_promoted_when_better_and_refused_when_worse(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]], capsys
+) -> None:
+    # The file artefact serving at first has it backwards: it believes the hard prompts
+    # are the ones every model gets right.
+    serving = tmp_path / "serving.npz"
+    wrong_version = _artifact(serving, easy_is_adequate=False)
+    text = _config_text(_sqlite_storage(tmp_path), serving)
+    config_file = tmp_path / "modelrouter.toml"
+    config_file.write_text(text)
+    replica = Replica(await modelrouter_server_factory(parse_config(text, source="test")))
+    _, first = await replica.route(_easy(0))
+    assert first == wrong_version
+    await _drive_feedback(replica, 30)
+
+    code, out, err = await _cli(capsys, "retrain", "--config", str(config_file), "--json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["promoted"] and report["serving"] == wrong_version
+    brier = report["verdict"]["metrics"]["brier"]
+    # Better beyond noise, not merely "not worse".
+    assert brier["delta"]["high"] < 0 and brier["delta"]["estimate"] < -0.2, report["verdict"]
+    better = report["candidate"]
+    await replica.wait_for_version(better)
+
+    # A base dataset that contradicts the traffic outweighs the logged feedback: the
+    # candidate trained on it is worse than the (now good) serving router and is refused.
+    flipped = tmp_path / "flipped.jsonl"
+    with flipped.open("w") as handle:
+        for i in range(300):
+            for prompt, score in ((_easy(5000 + i), 0.0), (_hard(5000 + i), 1.0)):
+                handle.write(
+                    json.dumps(
+                        {
+                            "prompt": prompt,
+                            "scores": dict.fromkeys(MODELS, score),
+                            "costs": {"tiny": 1e-6, "small-coder": 5e-6, "large": 3e-5},
+                        }
+                    )
+                    + "\n"
+                )
+    code, out, err = await _cli(
+        capsys, "retrain", "--config", str(config_file), "--data", str(flipped)
+    )
+    assert code == REFUSED, out + err
+    assert "verdict: refuse" in out and "BRIER worse beyond noise" in out
+    assert f"against serving {better}" in out
+    code, out, _ = await _cli(capsys, "routers", "list", "--config", str(config_file), "--json")
+    listing = json.loads(out)
+    assert listing["pointer"]["serving"] == better
+    assert listing["pointer"]["history"] == [wrong_version]
+    statuses = {v["version"]: v["status"] for v in listing["versions"]}
+    assert statuses[better] == "promoted" and "refused" in statuses.values()
+    refused = next(v for v in listing["versions"] if v["status"] == "refused")
+    assert refused["metrics"]["gate"]["promote"] is False
+    # The replica still serves the promoted version.
+    _, version = await replica.route(_easy(1))
+    assert version == better
+
+
+async def test_retrain_without_logged_prompts_names_storage_log_prompts(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]], capsys
+) -> None:
+    serving = tmp_path / "serving.npz"
+    _artifact(serving, easy_is_adequate=True)
+    text = _config_text(_sqlite_storage(tmp_path), serving, log_prompts=False)
+    config_file = tmp_path / "modelrouter.toml"
+    config_file.write_text(text)
+    replica = Replica(await modelrouter_server_factory(parse_config(text, source="test")))
+    await _drive_feedback(replica, 3)
+    code, _, err = await _cli(capsys, "retrain", "--config", str(config_file))
+    assert code == 2
+    assert "storage.log_prompts = true" in err and "0 labelled prompt(s)" in err
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared_storage(request, tmp_path: Path):
+    if request.param == "sqlite":
+        yield _sqlite_storage(tmp_path)
+        return
+    await require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield (
+        f'[storage]\nhot = "memory"\nlog = "postgres"\npostgres_url = "{POSTGRES_URL}"\n'
+        f'postgres_schema = "{schema}"\n'
+    )
+    await drop_postgres_schema(schema)
+
+
+async def test_promote_and_rollback_reach_a_second_replica_without_restart(
+    tmp_path: Path,
+    shared_storage: str,
+    modelrouter_server_factory: Callable[..., Awaitable[Any]],
+    capsys,
+) -> None:
+    first_file, second_file = tmp_path / "a.npz", tmp_path / "b.npz"
+    first = _artifact(first_file, easy_is_adequate=True, seed=1)
+    second = _artifact(second_file, easy_is_adequate=True, seed=2)
+    text = _config_text(shared_storage, first_file)
+    config_file = tmp_path / "modelrouter.toml"
+    config_file.write_text(text)
+    config = parse_config(text, source="test")
+    one = Replica(await modelrouter_server_factory(config))
+    two = Replica(await modelrouter_server_factory(config))
+
+    code, out, err = await _cli(
+        capsys, "routers", "add", str(first_file), "--promote", "--config", str(config_file)
+    )
+    assert code == 0, err
+    code, out, err = await _cli(
+        capsys, "routers", "add", str(second_file), "--config", str(config_file)
+    )
+    assert code == 0 and f"stored version {second}" in out
+    code, out, err = await _cli(capsys, "routers", "promote", second, "--config", str(config_file))
+    assert code == 0, err
+    assert f"serving: {second}" in out and f"rollback goes to: {first}" in out
+    await two.wait_for_version(second)
+    await one.wait_for_version(second)
+
+    code, out, err = await _cli(capsys, "routers", "rollback", "--config", str(config_file))
+    assert code == 0 and f"serving: {first}" in out
+    await two.wait_for_version(first)
+
+    code, _, err = await _cli(capsys, "routers", "promote", "nope", "--config", str(config_file))
+    assert code == 2
+    assert "unknown router version 'nope'" in err and first in err and second in err
+    code, _, err = await _cli(capsys, "routers", "rollback", "--config", str(config_file))
+    assert code == 2 and "nothing to roll back to" in err
+
+
+async def test_ab_split_routes_about_the_share_to_the_candidate_and_reports_each_arm(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]], capsys
+) -> None:
+    serving_file, candidate_file = tmp_path / "a.npz", tmp_path / "b.npz"
+    serving = _artifact(serving_file, easy_is_adequate=True, seed=1)
+    candidate = _artifact(candidate_file, easy_is_adequate=True, seed=2)
+    text = _config_text(_sqlite_storage(tmp_path), serving_file)
+    config_file = tmp_path / "modelrouter.toml"
+    config_file.write_text(text)
+    replica = Replica(await modelrouter_server_factory(parse_config(text, source="test")))
+    for path, extra in ((serving_file, ["--promote"]), (candidate_file, [])):
+        code, _, err = await _cli(
+            capsys, "routers", "add", str(path), *extra, "--config", str(config_file)
+        )
+        assert code == 0, err
+    code, out, err = await _cli(
+        capsys, "routers", "ab", candidate, "--share", "0.3", "--config", str(config_file)
+    )
+    assert code == 0 and "on 30.0% of requests" in out, err
+    # Wait until the split is live: a prompt known to land in the candidate's arm.
+    from modelrouter.learning.registry import arm_fraction
+    from modelrouter.types import RoutingRequest
+
+    probe = next(
+        p
+        for p in (f"probe {i}" for i in range(1000))
+        if arm_fraction(RoutingRequest.from_prompt(p)) < 0.3
+    )
+    deadline = time.monotonic() + 15
+    while (await replica.route(probe))[1] != candidate:
+        assert time.monotonic() < deadline, "the A/B split never reached the replica"
+        await asyncio.sleep(0.05)
+
+    arms: dict[str, int] = {}
+    for i in range(300):
+        decision_id, version = await replica.route(_easy(i) if i % 2 else _hard(i))
+        arms[version] = arms.get(version, 0) + 1
+        if i < 40:
+            await replica.stub.SubmitFeedback(
+                pb.SubmitFeedbackRequest(decision_id=decision_id, score=1.0, success=True)
+            )
+    assert set(arms) == {serving, candidate}
+    assert 0.2 < arms[candidate] / 300 < 0.4
+    # A session stays on one arm.
+    versions = {(await replica.route(f"turn {i}", session="s-1"))[1] for i in range(10)}
+    assert len(versions) == 1
+
+    await replica.server.state.decisions.flush()  # rows are group-committed
+    code, out, _ = await _cli(capsys, "routers", "list", "--config", str(config_file), "--json")
+    report = {a["version"]: a for a in json.loads(out)["arms"]}
+    assert report[candidate]["decisions"] >= arms[candidate]
+    assert report[serving]["decisions"] >= arms[serving]
+    assert report[candidate]["feedback"] + report[serving]["feedback"] == 40
+    assert all(arm["mean_score"] in (None, 1.0) for arm in report.values())
+    code, out, _ = await _cli(capsys, "routers", "list", "--config", str(config_file))
+    assert f"~{candidate}" in out and f"*{serving}" in out
+
+
+async def test_an_older_sqlite_decision_log_gains_the_router_version_column(tmp_path: Path) -> None:
+    from modelrouter.state.sqlite import SqliteDecisionLog
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE decisions (decision_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
+        "created_at REAL NOT NULL, kind TEXT NOT NULL, complexity TEXT NOT NULL, "
+        "task_type TEXT NOT NULL, classifier TEXT NOT NULL, candidates TEXT NOT NULL, "
+        "chosen_model TEXT NOT NULL, estimated_cost_usd REAL NOT NULL, reason TEXT NOT NULL, "
+        "explored INTEGER NOT NULL, prompt TEXT, actual_cost_usd REAL, latency_ms REAL, "
+        "outcome TEXT NOT NULL)"
+    )
+    conn.execute(
+        "INSERT INTO decisions VALUES ('old', 't', 1, 'route', 'SIMPLE', 'CHAT', 'rules', '[]', "
+        "'tiny', 0.0, 'r', 0, NULL, NULL, NULL, 'routed')"
+    )
+    conn.commit()
+    conn.close()
+    log = SqliteDecisionLog(str(path))
+    await log.open()
+    try:
+        old = await log.get("old")
+        assert old is not None and old.router_version == ""
+    finally:
+        await log.aclose()
+
+
+def test_a_stored_artefact_round_trips_through_bytes(tmp_path: Path) -> None:
+    version = _artifact(tmp_path / "a.npz", easy_is_adequate=True)
+    model = QualityModel.load(tmp_path / "a.npz")
+    again = QualityModel.from_bytes(model.to_bytes())
+    assert again.version == version
+    with pytest.raises(ValueError, match="stored artefact: not a modelrouter"):
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, x=np.zeros(1))
+        QualityModel.from_bytes(buffer.getvalue())
