@@ -349,3 +349,53 @@ def test_a_stored_artefact_round_trips_through_bytes(tmp_path: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, x=np.zeros(1))
         QualityModel.from_bytes(buffer.getvalue())
+
+
+async def test_a_memory_store_serves_promotes_and_reports_inside_one_server(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]]
+) -> None:
+    from modelrouter.learning.registry import RouterVersion
+    from modelrouter.state.routers import RouterStoreError
+
+    first_file, second_file = tmp_path / "a.npz", tmp_path / "b.npz"
+    first = _artifact(first_file, easy_is_adequate=True, seed=1)
+    second = _artifact(second_file, easy_is_adequate=True, seed=2)
+    storage = '[storage]\nhot = "memory"\nlog = "memory"\n'
+    replica = Replica(
+        await modelrouter_server_factory(parse_config(_config_text(storage, first_file), "test"))
+    )
+    store = replica.server.router_store
+    model = QualityModel.load(second_file)
+    await store.put(RouterVersion(second, time.time(), "stored", artifact=model.to_bytes()))
+    with pytest.raises(RouterStoreError, match=f"unknown router version 'x'; stored: {second}"):
+        await store.promote("x")
+    with pytest.raises(RouterStoreError, match="share: expected a fraction"):
+        await store.set_candidate(second, 1.5)
+    await store.promote(second)
+    await replica.wait_for_version(second)
+    decision_id, _ = await replica.route(_easy(7))
+    await replica.stub.SubmitFeedback(
+        pb.SubmitFeedbackRequest(decision_id=decision_id, score=0.5, success=True)
+    )
+    arms = {a.version: a for a in await store.arms()}
+    assert arms[second].feedback == 1 and arms[second].mean_score == 0.5
+    assert arms[first].decisions >= 1  # the file artefact decided before the promote
+    # Nothing served before the first promote, so there is nothing to roll back to.
+    with pytest.raises(RouterStoreError, match="nothing to roll back to"):
+        await store.rollback()
+
+
+async def test_explain_names_the_router_version_that_decided(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]], capsys
+) -> None:
+    serving = tmp_path / "serving.npz"
+    version = _artifact(serving, easy_is_adequate=True)
+    text = _config_text(_sqlite_storage(tmp_path), serving)
+    config_file = tmp_path / "modelrouter.toml"
+    config_file.write_text(text)
+    replica = Replica(await modelrouter_server_factory(parse_config(text, source="test")))
+    decision_id, recorded = await replica.route(_hard(1))
+    assert recorded == version
+    await replica.server.state.decisions.flush()
+    code, out, _ = await _cli(capsys, "explain", decision_id, "--config", str(config_file))
+    assert code == 0 and f"(router version {version})" in out
