@@ -262,7 +262,12 @@ def _filter(
         for failed_at, rule in enumerate(rules):
             if not rule.keep(candidate):
                 latest_failure = max(latest_failure, failed_at)
-                excluded.append((candidate.model.name, rule.constraint))
+                reason = (
+                    rule.constraint
+                    if rule.why is None
+                    else f"{rule.constraint}: {rule.why(candidate)}"
+                )
+                excluded.append((candidate.model.name, reason))
                 break
         else:
             survivors.append(candidate)

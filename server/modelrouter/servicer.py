@@ -26,6 +26,7 @@ from .errors import InvalidRequest, StreamStalled
 from .pipeline import Call, Pipeline
 from .plugins import PluginRegistry
 from .security import DEFAULT_TENANT, Authenticator, RateLimiter
+from .shadow import ShadowEvaluator
 from .state import StateServices
 from .status import abort, grpc_code
 from .telemetry.rpc import RpcTelemetry
@@ -155,8 +156,10 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
         authenticator: Authenticator,
         rate_limiter: RateLimiter,
         rpc: RpcTelemetry,
+        shadow: ShadowEvaluator,
     ) -> None:
         self.config = config
+        self.shadow = shadow
         self.pipeline = pipeline
         self.catalog = catalog
         self.registry = registry
@@ -194,6 +197,7 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
             fallbacks=[candidate(c) for c in selection.fallbacks],
             reason=selection.reason,
             estimated_input_tokens=selection.input_tokens,
+            excluded=[pb.ExcludedModel(model=m, reason=r) for m, r in selection.excluded],
         )
 
     @_rpc
@@ -264,10 +268,12 @@ class ModelRouterServicer(router_pb2_grpc.ModelRouterServicer):
     @_rpc
     async def GetUsage(self, request: pb.GetUsageRequest, call: Call) -> pb.GetUsageResponse:
         usage = await self.state.budgets.usage(call.tenant)
-        return convert.usage_message(call.tenant, usage)
+        shadow = await self.shadow.usage(call.tenant) if self.shadow.enabled else []
+        return convert.usage_message(call.tenant, usage, shadow)
 
     @_rpc
     async def GetStats(self, request: pb.GetStatsRequest, call: Call) -> pb.GetStatsResponse:
         # With auth on a tenant sees its own traffic only; with it off there is one tenant.
-        stats = self.stats.for_tenant(call.tenant) if self.authenticator.enabled else self.stats
-        return convert.stats_message(stats.snapshot())
+        tenant = call.tenant if self.authenticator.enabled else None
+        stats = self.stats if tenant is None else self.stats.for_tenant(tenant)
+        return convert.stats_message(stats.snapshot(), self.shadow.stats, tenant)

@@ -9,6 +9,7 @@ from ..base import ToolCallDelta, Usage
 from ..config import ModelSpec
 from ..decision import AttemptRecord, Candidate, ExecutionSummary
 from ..plugins import PluginInfo
+from ..shadow import ShadowStats
 from ..state.budgets import WindowUsage
 from ..telemetry.stats import StatsSnapshot
 from ..types import (
@@ -144,8 +145,11 @@ def execute_failure(summary: ExecutionSummary) -> pb.ExecuteFailure:
     )
 
 
-def stats_message(snapshot: StatsSnapshot) -> pb.GetStatsResponse:
-    """GetStats from the in-process aggregates (see ``modelrouter.telemetry.stats``)."""
+def stats_message(
+    snapshot: StatsSnapshot, shadow: ShadowStats | None = None, tenant: str | None = None
+) -> pb.GetStatsResponse:
+    """GetStats from the in-process aggregates (see ``modelrouter.telemetry.stats``), with
+    ``shadow``'s live quality figures (of ``tenant``, else every tenant's)."""
     import datetime
 
     def rate(succeeded: int, requests: int) -> float:
@@ -192,21 +196,40 @@ def stats_message(snapshot: StatsSnapshot) -> pb.GetStatsResponse:
             )
             for m in snapshot.models
         ],
+        shadow=[
+            pb.ShadowQuality(
+                model=q.model,
+                complexity=q.complexity,
+                evaluations=q.evaluations,
+                adequacy_rate=q.adequacy_rate,
+                quality_gap=q.quality_gap,
+                calibrated_evaluations=q.calibrated_evaluations,
+                mean_p_adequate=q.mean_p_adequate,
+                calibration_error=q.calibration_error,
+            )
+            for q in (shadow.snapshot(tenant) if shadow else ())
+        ],
+        shadow_cost_usd=shadow.cost_usd(tenant) if shadow else 0.0,
+        shadow_skipped=shadow.skipped(tenant) if shadow else {},
     )
 
 
-def usage_message(tenant: str, usage: Sequence[WindowUsage]) -> pb.GetUsageResponse:
+def usage_message(
+    tenant: str, usage: Sequence[WindowUsage], shadow: Sequence[WindowUsage] = ()
+) -> pb.GetUsageResponse:
     return pb.GetUsageResponse(
         tenant=tenant,
-        windows=[
-            pb.WindowUsage(
-                window=u.window,
-                limit_usd=u.limit_usd,
-                spent_usd=u.spent_usd,
-                reserved_usd=u.reserved_usd,
-                remaining_usd=u.remaining_usd,
-                resets_at=u.resets_at.isoformat(),
-            )
-            for u in usage
-        ],
+        windows=[_window_message(u) for u in usage],
+        shadow_windows=[_window_message(u) for u in shadow],
+    )
+
+
+def _window_message(u: WindowUsage) -> pb.WindowUsage:
+    return pb.WindowUsage(
+        window=u.window,
+        limit_usd=u.limit_usd,
+        spent_usd=u.spent_usd,
+        reserved_usd=u.reserved_usd,
+        remaining_usd=u.remaining_usd,
+        resets_at=u.resets_at.isoformat(),
     )

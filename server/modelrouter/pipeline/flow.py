@@ -11,16 +11,20 @@ job, built once by ``create_server`` and handed what it needs:
    holds (:mod:`.budget`).
 5. :mod:`.record`: budget settlement, the decision log, stats, metrics and span
    attributes, written once from the decision and its outcome.
+6. :mod:`modelrouter.shadow`: a sampled share of answered calls is answered again by a
+   reference model and judged, off the request path (``[shadow]``; off by default).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncGenerator
 
 from ..decision import Decision, ExecutionSummary
+from ..shadow import ShadowEvaluator
 from ..state.budgets import Budgets
 from ..telemetry import Telemetry
 from ..telemetry.describe import classification_attributes
@@ -44,6 +48,7 @@ class Pipeline:
         executor: Executor,
         budgets: Budgets,
         record: Record,
+        shadow: ShadowEvaluator,
         telemetry: Telemetry,
     ) -> None:
         self._validate = validate
@@ -52,6 +57,7 @@ class Pipeline:
         self._executor = executor
         self._budgets = budgets
         self._record = record
+        self._shadow = shadow
         self._telemetry = telemetry
 
     async def classify(self, call: Call, request: RoutingRequest) -> Classification:
@@ -91,7 +97,9 @@ class Pipeline:
         )
         error: BaseException | None = None
         try:
-            return await run.complete()
+            summary = await run.complete()
+            self._shadow.offer(request, summary)
+            return summary
         except BaseException as exc:
             error = exc
             raise
@@ -116,17 +124,24 @@ class Pipeline:
             streaming=True,
         )
         recorded = False
+        # A streamed summary carries no text (the caller has the deltas): keep it only
+        # when shadow evaluation will judge this answer.
+        text: list[str] | None = [] if self._shadow.samples(request, decision) else None
         try:
             # Closing this generator closes the run's first, so that an attempt cut short
             # is on record before the request is.
             async with contextlib.aclosing(run.stream()) as events:
                 async for event in events:
+                    if text is not None and isinstance(event, str):
+                        text.append(event)
                     yield event
             summary = run.summary()
             recorded = True
             await self._record.executed(
                 call, request, summary, None, budget=budget, temperature=temperature
             )
+            if text is not None:
+                self._shadow.offer(request, dataclasses.replace(summary, text="".join(text)))
             yield summary
         except BaseException as exc:  # also GeneratorExit: the caller stopped reading
             if not recorded:

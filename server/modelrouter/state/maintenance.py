@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..errors import StorageUnavailable
 from .budgets import Budgets
 from .interfaces import DecisionLog
+from .shadow import ShadowLog
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Maintenance:
         budgets: Budgets,
         decisions: DecisionLog,
         *,
+        shadow: ShadowLog | None = None,
         retention_days: float = RETENTION_DAYS,
         retention_sweep_batch: int = RETENTION_SWEEP_BATCH,
         reap_interval_s: float = 30.0,
@@ -61,6 +63,7 @@ class Maintenance:
     ) -> None:
         self.budgets = budgets
         self.decisions = decisions
+        self.shadow = shadow
         self.retention_days = retention_days
         self.retention_sweep_batch = retention_sweep_batch
         self.reap_interval_s = reap_interval_s
@@ -72,10 +75,17 @@ class Maintenance:
         """One reap and one sweep: (reservations released, decisions deleted)."""
         now = self.clock() if now is None else now
         reaped = await self.budgets.reap(now)
+        swept = await self._sweep(now)
+        return reaped, swept
+
+    async def _sweep(self, now: float) -> int:
         swept = await sweep_decisions(
             self.decisions, self.retention_days, self.retention_sweep_batch, now
         )
-        return reaped, swept
+        if self.shadow is not None and self.retention_days > 0:
+            # Shadow labels carry prompts when the log does: the same retention applies.
+            await self.shadow.sweep(now - self.retention_days * DAY_S)
+        return swept
 
     async def run(self) -> None:
         """Reap every ``reap_interval_s`` and sweep every ``sweep_interval_s`` until cancelled.
@@ -86,9 +96,7 @@ class Maintenance:
             try:
                 await self.budgets.reap(now)
                 if now >= next_sweep:
-                    swept = await sweep_decisions(
-                        self.decisions, self.retention_days, self.retention_sweep_batch, now
-                    )
+                    swept = await self._sweep(now)
                     next_sweep = now + self.sweep_interval_s
                     if swept:
                         log.info(

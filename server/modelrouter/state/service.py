@@ -17,6 +17,7 @@ from .feedback import FeedbackService
 from .interfaces import DecisionLog, HotState
 from .maintenance import Maintenance
 from .memory import MemoryDecisionLog, MemoryHotState
+from .shadow import MemoryShadowLog, ShadowLog
 
 
 def _hot_store(config: StateConfig) -> HotState:
@@ -53,12 +54,31 @@ def _decision_log(config: StateConfig) -> DecisionLog:
     return MemoryDecisionLog()
 
 
+def _shadow_log(config: StateConfig) -> ShadowLog:
+    """Shadow evaluation's results, in the decision log's database."""
+    storage = config.storage
+    if storage.log == "sqlite":
+        from .shadow import SqliteShadowLog
+
+        return SqliteShadowLog(storage.sqlite_path)
+    if storage.log == "postgres":
+        from .shadow import PostgresShadowLog
+
+        return PostgresShadowLog(storage.postgres_url, storage.postgres_schema)
+    return MemoryShadowLog()
+
+
 async def open_state(config: Config) -> StateServices:
     """Connect the configured backends; an unreachable one is a ``ConfigError``."""
     hot, decisions = _hot_store(config.state), _decision_log(config.state)
-    opened = []
+    shadow = _shadow_log(config.state)
+    opened: list[HotState | DecisionLog | ShadowLog] = []
     try:
-        for store, key in ((hot, "storage.hot"), (decisions, "storage.log")):
+        for store, key in (
+            (hot, "storage.hot"),
+            (decisions, "storage.log"),
+            (shadow, "storage.log"),
+        ):
             try:
                 await store.open()
             except StorageUnavailable as error:
@@ -68,18 +88,26 @@ async def open_state(config: Config) -> StateServices:
         for store in opened:
             await store.aclose()
         raise
-    return StateServices(config, hot, decisions)
+    return StateServices(config, hot, decisions, shadow)
 
 
 class StateServices:
     """Budgets, adaptive policy, feedback and the decision log over the opened stores, and
     their upkeep (reaping abandoned reservations, sweeping decisions past retention)."""
 
-    def __init__(self, config: Config, hot: HotState, decisions: DecisionLog) -> None:
+    def __init__(
+        self,
+        config: Config,
+        hot: HotState,
+        decisions: DecisionLog,
+        shadow: ShadowLog | None = None,
+    ) -> None:
         state, limits = config.state, config.limits
         self.config = state
         self.hot = hot
         self.decisions = decisions
+        #: Shadow evaluation's results (training labels), beside the decision log.
+        self.shadow = shadow if shadow is not None else MemoryShadowLog()
         self.budgets = Budgets(
             state.budgets, hot, request_timeout_s=config.execution.request_timeout_s
         )
@@ -96,6 +124,7 @@ class StateServices:
         self.maintenance = Maintenance(
             self.budgets,
             decisions,
+            shadow=self.shadow,
             retention_days=state.storage.retention_days,
             retention_sweep_batch=state.storage.retention_sweep_batch,
         )
@@ -104,6 +133,7 @@ class StateServices:
         await self.maintenance.aclose()
         await self.hot.aclose()
         await self.decisions.aclose()
+        await self.shadow.aclose()
 
     async def circuit_breaker(self, execution: ExecutionConfig) -> CircuitBreaker | None:
         """The circuit breaker replicas share through the hot store (``hot = "redis"``), or

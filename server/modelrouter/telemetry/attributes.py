@@ -80,6 +80,15 @@ METRIC_RETRIES: Final = "modelrouter.retries"
 METRIC_CIRCUIT_OPENINGS: Final = "modelrouter.circuit_breaker.openings"
 METRIC_CLASSIFIER_DURATION: Final = "modelrouter.classifier.duration"
 METRIC_ROUTING_DURATION: Final = "modelrouter.routing.duration"
+METRIC_SHADOW_EVALUATIONS: Final = "modelrouter.shadow.evaluations"
+METRIC_SHADOW_QUALITY_GAP: Final = "modelrouter.shadow.quality_gap"
+METRIC_SHADOW_CALIBRATION_ERROR: Final = "modelrouter.shadow.calibration_error"
+METRIC_SHADOW_SKIPPED: Final = "modelrouter.shadow.skipped"
+#: Shadow evaluation: the judge found the answer adequate (bool), why one was skipped,
+#: and which line of a tenant's spend a cost is on (``shadow`` for shadow evaluation).
+SHADOW_ADEQUATE: Final = "modelrouter.shadow.adequate"
+SHADOW_SKIP_REASON: Final = "modelrouter.shadow.skip_reason"
+COST_LINE: Final = "modelrouter.cost.line"
 
 #: Bucket boundaries the GenAI conventions recommend, in seconds and tokens.
 OPERATION_DURATION_BUCKETS: Final = (

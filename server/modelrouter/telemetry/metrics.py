@@ -76,3 +76,20 @@ class RouterMetrics:
             unit="s",
             description="Routing overhead: classification plus selection for one request.",
         )
+        self.shadow_evaluations = meter.create_counter(
+            a.METRIC_SHADOW_EVALUATIONS,
+            unit="{evaluation}",
+            description="Shadowed answers judged, by answering model, complexity and "
+            "modelrouter.shadow.adequate: the live adequacy rate.",
+        )
+        self.shadow_quality_gap = meter.create_histogram(
+            a.METRIC_SHADOW_QUALITY_GAP,
+            unit="1",
+            description="Judge score of the reference answer minus the routed answer's "
+            "(-1..1; positive: the reference did better), by model and complexity.",
+        )
+        self.shadow_skipped = meter.create_counter(
+            a.METRIC_SHADOW_SKIPPED,
+            unit="{evaluation}",
+            description="Sampled answers not evaluated, by modelrouter.shadow.skip_reason.",
+        )

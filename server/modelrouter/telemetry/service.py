@@ -38,6 +38,7 @@ class Telemetry:
             INSTRUMENTATION_NAME, version
         )
         meter = (meter_provider or NoOpMeterProvider()).get_meter(INSTRUMENTATION_NAME, version)
+        self.meter = meter
         self.metrics = RouterMetrics(meter)
         #: False with the no-op meter (telemetry off): no point is ever exported, so calls
         #: skip building attribute sets and recording them.
