@@ -191,9 +191,23 @@ async def test_explain_prints_a_logged_decision_with_every_candidate(
     storage = f'\n[storage]\nlog = "sqlite"\nsqlite_path = "{tmp_path / "s.db"}"\n'
     server = await modelrouter_server_factory(config=parse_config(TEST_CONFIG + storage))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        answered = await router_pb2_grpc.ModelRouterStub(channel).Execute(
-            pb.ExecuteRequest(messages=user("What is the capital of France?"))
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        answered = await stub.Execute(
+            pb.ExecuteRequest(
+                messages=user("What is the capital of France?"),
+                constraints=pb.Constraints(excluded_models=["small-coder"]),
+            )
         )
+        routed = await stub.Route(
+            pb.RouteRequest(
+                messages=user("What is the capital of France?"),
+                constraints=pb.Constraints(excluded_models=["small-coder"]),
+            )
+        )
+    # Route names every model a rule removed, with the rule.
+    assert [(e.model, e.reason) for e in routed.excluded] == [
+        ("small-coder", "constraints.excluded_models")
+    ]
     config_path = tmp_path / "config.toml"
     config_path.write_text(TEST_CONFIG + storage)
     explain = [sys.executable, "-m", "modelrouter.cli", "explain", "--config", str(config_path)]
@@ -206,5 +220,9 @@ async def test_explain_prints_a_logged_decision_with_every_candidate(
     assert any(line.strip().startswith("* tiny") for line in lines)
     assert {"small-coder", "large"} <= {line.split()[0] for line in lines if line.startswith("   ")}
     assert f"outcome: ok, answered by tiny, actual ${answered.cost_usd:.6f}" in result.stdout
+    # The log keeps each candidate's latency estimate and the excluded models' reasons.
+    assert any(line.strip().startswith("* tiny") and " ms" in line for line in lines)
+    excluded = lines.index("excluded by the routing rules:")
+    assert lines[excluded + 1].split() == ["small-coder", "constraints.excluded_models"]
     missing = subprocess.run([*explain, "nope"], capture_output=True, text=True, check=False)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr

@@ -18,10 +18,13 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from .state import StateServices
 from .state.interfaces import DecisionRecord, ExportRow
+from .state.shadow import ShadowResult
 
 
 def add_commands(commands: Any) -> None:
@@ -53,18 +56,53 @@ def _hash(key: str) -> str:
     return hash_key(key)
 
 
-def export_line(row: ExportRow) -> dict[str, Any]:
-    """One routing-dataset line: the chosen model's mean feedback score and its cost."""
+def export_line(row: ExportRow, shadow: ShadowResult | None = None) -> dict[str, Any]:
+    """One routing-dataset line: the chosen model's mean feedback score and its cost, and,
+    when the decision was shadowed, the reference model's judged score and cost."""
     d = row.decision
     scores = [f.score if f.success else 0.0 for f in row.feedback]
     cost = d.actual_cost_usd if d.actual_cost_usd is not None else d.estimated_cost_usd
+    line_scores = {d.chosen_model: sum(scores) / len(scores)}
+    line_costs = {d.chosen_model: cost}
+    if shadow is not None:
+        line_scores[shadow.reference_model] = shadow.reference_score
+        line_costs[shadow.reference_model] = shadow.reference_cost_usd
     return {
         "id": d.decision_id,
         "prompt": d.prompt or "",
         "category": d.task_type.lower(),
-        "scores": {d.chosen_model: sum(scores) / len(scores)},
-        "costs": {d.chosen_model: cost},
+        "scores": line_scores,
+        "costs": line_costs,
     }
+
+
+def shadow_line(result: ShadowResult, cost_usd: float | None) -> dict[str, Any]:
+    """One routing-dataset line from a shadow evaluation alone: the judge's scores of the
+    answering model and of the reference (the first's cost from the decision log)."""
+    costs = {result.reference_model: result.reference_cost_usd}
+    if cost_usd is not None:
+        costs[result.model] = cost_usd
+    return {
+        "id": result.decision_id,
+        "prompt": result.prompt or "",
+        "category": result.task_type,
+        "scores": {result.model: result.score, result.reference_model: result.reference_score},
+        "costs": costs,
+    }
+
+
+async def labelled_lines(
+    state: StateServices, tenant: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Every labelled decision as a routing-dataset line: feedback (the caller's verdict on
+    the model that answered) merged with shadow evaluation (the judge's verdicts on it and
+    on the reference model). Feedback wins over the judge for the answering model."""
+    shadowed = {r.decision_id: r for r in await state.shadow.results(tenant)}
+    async for row in state.decisions.export(tenant):
+        yield export_line(row, shadowed.pop(row.decision.decision_id, None))
+    for result in shadowed.values():
+        decision = await state.decisions.get(result.decision_id)
+        yield shadow_line(result, decision.actual_cost_usd if decision else None)
 
 
 async def export_feedback(config_path: str | None, out: TextIO, tenant: str | None = None) -> int:
@@ -74,8 +112,8 @@ async def export_feedback(config_path: str | None, out: TextIO, tenant: str | No
     state = await open_state(load_config(config_path))
     count = 0
     try:
-        async for row in state.decisions.export(tenant):
-            out.write(json.dumps(export_line(row)) + "\n")
+        async for line in labelled_lines(state, tenant):
+            out.write(json.dumps(line) + "\n")
             count += 1
     finally:
         await state.aclose()
@@ -88,7 +126,7 @@ def _export(args: argparse.Namespace) -> int:
             count = asyncio.run(export_feedback(args.config, out, args.tenant))
     else:
         count = asyncio.run(export_feedback(args.config, sys.stdout, args.tenant))
-    print(f"exported {count} decision(s) with feedback", file=sys.stderr)
+    print(f"exported {count} labelled decision(s) (feedback, shadow)", file=sys.stderr)
     return 0
 
 
@@ -114,10 +152,17 @@ def explain_lines(d: DecisionRecord) -> list[str]:
         "candidates (in the order they would be tried):",
     ]
     for c in d.candidates:
+        if c.excluded:
+            continue
         mark = "*" if c.model == d.chosen_model else " "
         lines.append(
             f"  {mark} {c.model:<24} quality {c.quality:.2f}  est. ${c.estimated_cost_usd:.6f}"
+            + (f"  ~{c.estimated_latency_ms:.0f} ms" if c.estimated_latency_ms else "")
         )
+    excluded = [c for c in d.candidates if c.excluded]
+    if excluded:
+        lines.append("excluded by the routing rules:")
+        lines += [f"    {c.model:<24} {c.excluded}" for c in excluded]
     lines.append(f"reason: {d.reason}")
     if d.explored:
         lines.append("the adaptive policy explored (chose other than its best estimate)")

@@ -455,6 +455,22 @@ def _stats(args: argparse.Namespace) -> int:
             f"tokens {m.input_tokens} in / {m.output_tokens} out"
             for m in r.models
         ]
+    if r.shadow or r.shadow_skipped:
+        lines.append(f"shadow evaluation (live quality vs the reference): ${r.shadow_cost_usd:.6f}")
+        lines += [
+            f"  {q.model:<22} {q.complexity:<9} judged {q.evaluations:>6}  "
+            f"adequate {q.adequacy_rate:6.1%}  gap to reference {q.quality_gap:+.2f}"
+            + (
+                f"  P(adequate) {q.mean_p_adequate:.2f}, calibration error "
+                f"{q.calibration_error:.3f}"
+                if q.calibrated_evaluations
+                else ""
+            )
+            for q in r.shadow
+        ]
+        if r.shadow_skipped:
+            skipped = ", ".join(f"{k} {v}" for k, v in sorted(r.shadow_skipped.items()))
+            lines.append(f"  skipped: {skipped}")
     _print(args, r, "\n".join(lines))
     return 0
 
@@ -468,6 +484,11 @@ def _usage(args: argparse.Namespace) -> int:
         lines.append(
             f"{w.window:>5}: spent ${w.spent_usd:.6f}  reserved ${w.reserved_usd:.6f}  "
             f"remaining ${w.remaining_usd:.6f} of ${w.limit_usd:g}  (resets {w.resets_at})"
+        )
+    for w in response.shadow_windows:
+        lines.append(
+            f"shadow evaluation, {w.window}: spent ${w.spent_usd:.6f} of its cap "
+            f"${w.limit_usd:g} (included above)"
         )
     _print(args, response, "\n".join(lines))
     return 0

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from . import eventloop
 from .base import PluginContext
 from .catalog import Catalog
-from .config import Config, load_config
+from .config import BudgetsConfig, Config, load_config
 from .errors import ConfigError
 from .execution import InMemoryCircuitBreaker
 from .learning.registry import RouterRegistry, VersionedClassifier
@@ -34,7 +34,9 @@ from .pipeline.validate import Validate
 from .plugins import PluginRegistry, load_plugins
 from .security import Authenticator, RateLimiter, server_credentials
 from .servicer import ModelRouterServicer, add_to_server
+from .shadow import ShadowEvaluator
 from .state import StateServices, open_state
+from .state.budgets import Budgets
 from .state.routers import RouterStore, open_router_store
 from .telemetry import Providers, Telemetry, build_providers
 from .telemetry.attempts import AttemptTelemetry
@@ -67,6 +69,8 @@ class ModelRouterServer:
     telemetry: Telemetry
     pipeline: Pipeline
     health: health.aio.HealthServicer
+    #: Shadow evaluation (``[shadow]``): live quality figures in ``shadow.stats``.
+    shadow: ShadowEvaluator
     #: Exporters the server built from its config (flushed and closed by ``stop``).
     telemetry_providers: Providers | None = None
     #: The OpenAI-compatible HTTP face and dashboard (``None``: off); ``http.port`` is bound.
@@ -85,6 +89,9 @@ class ModelRouterServer:
         else:
             await self.grpc_server.stop(grace_period)
         # ---- end HTTP face
+        # Evaluations still running are cut short (and their spend settled) before the
+        # providers and the stores they use close.
+        await self.shadow.aclose()
         await self.catalog.aclose()
         if self.routers is not None:
             await self.routers.aclose()
@@ -149,7 +156,15 @@ async def create_server(
             f"is not a loaded classifier (loaded: {loaded})"
         )
     catalog = Catalog(config, registry.provider_types, environ)
-    for key, model in context.required_models.items():
+    shadow_models = {
+        f"shadow.{key}": model
+        for key, model in (
+            ("reference_model", config.shadow.reference_model),
+            ("judge_model", config.shadow.judge_model),
+        )
+        if model is not None
+    }
+    for key, model in {**context.required_models, **shadow_models}.items():
         if model not in catalog.models:
             raise ConfigError(
                 f"{config.source}: {key}: expected a catalog model "
@@ -188,6 +203,22 @@ async def create_server(
             log.exception("reading the router versions failed; the file artefact serves")
         routers.start()
 
+    shadow = ShadowEvaluator(
+        config.shadow,
+        catalog,
+        state.budgets,
+        # The tenants' shadow line: its own counters in the same store, capped per window.
+        Budgets(
+            BudgetsConfig(default=config.shadow.budget),
+            state.hot,
+            max_in_flight_per_tenant=0,
+            request_timeout_s=config.shadow.timeout_s,
+        ),
+        state.shadow,
+        telemetry,
+        log_prompts=config.state.storage.log_prompts,
+    )
+
     # The pipeline, stage by stage.
     pipeline = Pipeline(
         validate=Validate(
@@ -206,6 +237,7 @@ async def create_server(
             log_prompts=config.state.storage.log_prompts,
             session_ttl_s=config.routing.session_ttl_s,
         ),
+        shadow=shadow,
         telemetry=telemetry,
     )
 
@@ -242,6 +274,7 @@ async def create_server(
         authenticator=authenticator,
         rate_limiter=rate_limiter,
         rpc=RpcTelemetry(telemetry, SERVICE_NAME),
+        shadow=shadow,
     )
     add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -315,6 +348,7 @@ async def create_server(
         telemetry=telemetry,
         pipeline=pipeline,
         health=health_servicer,
+        shadow=shadow,
         telemetry_providers=built,
         http=http_server,
         router_store=router_store,

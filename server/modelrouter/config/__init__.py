@@ -31,6 +31,7 @@ from .schema import (
     RoutingConfig,
     ServerConfig,
 )
+from .shadow import ShadowConfig
 from .state import (
     AdaptiveConfig,
     ApiKey,
@@ -59,6 +60,7 @@ __all__ = [
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",
+    "ShadowConfig",
     "StateConfig",
     "StorageConfig",
     "TelemetryConfig",

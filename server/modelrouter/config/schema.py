@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..types import Complexity, TaskType
 from .fields import TABLE, ComplexityName, Flag, Fraction, Int, Number, Port, TaskName, Text
 from .routers import RoutersConfig
+from .shadow import ShadowConfig
 from .state import StateConfig
 from .telemetry import TelemetryConfig
 
@@ -310,6 +311,7 @@ class Config:
     http: HttpConfig = Field(default_factory=HttpConfig)
     #: Versioned learned routers, retraining and A/B (``[routers]``).
     routers: RoutersConfig = Field(default_factory=RoutersConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
 
     def check_workers(self, workers: int) -> None:
         """Refuse ``workers`` > 1 processes when state lives inside one process: each would

@@ -208,9 +208,14 @@ class Record:
             complexity=classification.complexity.name,
             task_type=classification.task_type.name,
             classifier=classification.classifier,
-            candidates=tuple(
-                CandidateRecord(c.model.name, c.estimated_cost_usd, c.quality)
-                for c in selection.candidates
+            candidates=(
+                *(
+                    CandidateRecord(
+                        c.model.name, c.estimated_cost_usd, c.quality, c.estimated_latency_ms
+                    )
+                    for c in selection.candidates
+                ),
+                *(CandidateRecord(m, 0.0, 0.0, excluded=why) for m, why in selection.excluded),
             ),
             chosen_model=selection.selected.model.name,
             estimated_cost_usd=selection.selected.estimated_cost_usd,

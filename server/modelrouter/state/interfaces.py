@@ -101,9 +101,14 @@ class ArmStats:
 
 @dataclass(frozen=True, slots=True)
 class CandidateRecord:
+    """A model the decision weighed: a candidate with its estimates, or (``excluded``
+    set) one a routing rule removed, with the rule and what the model lacked."""
+
     model: str
     estimated_cost_usd: float
     quality: float
+    estimated_latency_ms: float = 0.0
+    excluded: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,14 +323,28 @@ class DecisionLog(abc.ABC):
 
 def candidates_to_json(candidates: Sequence[CandidateRecord]) -> list[dict[str, object]]:
     return [
-        {"model": c.model, "estimated_cost_usd": c.estimated_cost_usd, "quality": c.quality}
+        {"model": c.model, "excluded": c.excluded}
+        if c.excluded
+        else {
+            "model": c.model,
+            "estimated_cost_usd": c.estimated_cost_usd,
+            "quality": c.quality,
+            "estimated_latency_ms": c.estimated_latency_ms,
+        }
         for c in candidates
     ]
 
 
-def candidates_from_json(data: Sequence[Mapping[str, object]]) -> tuple[CandidateRecord, ...]:
+def candidates_from_json(data: Sequence[Mapping[str, Any]]) -> tuple[CandidateRecord, ...]:
+    # Rows written before latency and exclusions were kept have neither.
     return tuple(
-        CandidateRecord(str(c["model"]), float(c["estimated_cost_usd"]), float(c["quality"]))  # type: ignore[arg-type]
+        CandidateRecord(
+            str(c["model"]),
+            float(c.get("estimated_cost_usd", 0.0)),
+            float(c.get("quality", 0.0)),
+            float(c.get("estimated_latency_ms", 0.0)),
+            str(c.get("excluded", "")),
+        )
         for c in data
     )
 
