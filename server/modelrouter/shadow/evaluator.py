@@ -239,7 +239,7 @@ class ShadowEvaluator:
             p_adequate=p_adequate,
             reference_cost_usd=reference_cost,
             judge_cost_usd=judge_cost,
-            router_version=getattr(classification, "router_version", ""),
+            router_version=classification.router_version,
             prompt=request.prompt if self.log_prompts else None,
         )
         await self.log.record(result)
