@@ -136,13 +136,14 @@ async def upstream():
     await server.stop()
 
 
-async def start(factory, upstream, shadow: str, **kwargs: Any):
+async def start(factory, upstream, shadow: str, http_port: int = 0, **kwargs: Any):
     reader = InMemoryMetricReader()
     server = await factory(
         config=config(upstream.base_url, shadow, **kwargs),
         plugins=[_Plugin()],
         environ={"UP_KEY": "sk-shadow-test"},
         meter_provider=MeterProvider(metric_readers=[reader], views=views()),
+        http_port=http_port,
     )
     return server, reader
 
@@ -374,3 +375,47 @@ def test_an_answer_cannot_close_its_own_tag():
     assert nonce_tag is not None
     assert f"</answer-a-{nonce_tag.group(1)}>" not in hostile
     assert body.count(f"</answer-a-{nonce_tag.group(1)}>") == 1
+
+
+async def test_the_dashboard_shows_live_quality_in_a_real_browser(
+    upstream, modelrouter_server_factory
+):
+    from playwright.async_api import async_playwright
+
+    from .test_http_dashboard import ARTIFACTS, CHROMIUM, chromium_or_skip
+
+    chromium_or_skip()
+    server, _ = await start(
+        modelrouter_server_factory,
+        upstream,
+        '[shadow]\nfraction = 1.0\njudge_model = "judge"\nmax_in_flight = 64\n',
+        http_port=-1,
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = router_pb2_grpc.ModelRouterStub(channel)
+        for i in range(3):
+            await stub.Execute(ask("good", i))
+            await stub.Execute(ask("bad", i))
+    await server.shadow.drain()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1300})
+            await page.goto(f"http://127.0.0.1:{server.http.port}/dashboard")
+            await page.wait_for_selector("body[data-loaded]")
+            assert await page.is_visible("#shadow")
+            rows = await page.eval_on_selector_all(
+                "#shadow-quality tbody tr",
+                "rs => rs.map(r => [...r.cells].map(c => c.textContent))",
+            )
+            assert rows == [
+                ["bad", "moderate", "3", "0.0%", "+1.00", "0.80", "0.800"],
+                ["good", "moderate", "3", "100.0%", "+0.00", "0.90", "0.100"],
+            ]
+            assert "cost $" in (await page.text_content("#shadow-sub") or "")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-shadow.png"), full_page=True)
+        finally:
+            await browser.close()

@@ -311,6 +311,7 @@ async def create_server(
                 telemetry=telemetry,
                 authenticator=authenticator,
                 rate_limiter=rate_limiter,
+                shadow=shadow.stats if shadow.enabled else None,
             )
         )
         try:

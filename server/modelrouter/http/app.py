@@ -31,6 +31,7 @@ from ..decision import Candidate, ExecutionSummary, StreamOpened
 from ..errors import InvalidRequest, NotFound
 from ..pipeline import Call, Pipeline
 from ..security import DEFAULT_TENANT, Authenticator, RateLimiter
+from ..shadow import ShadowStats
 from ..state import StateServices
 from ..status import grpc_code
 from ..telemetry import Telemetry
@@ -61,6 +62,8 @@ class HttpServices:
     #: The per-tenant request rate (``[limits] tenant_requests_per_second``), shared with
     #: the gRPC face; ``None``: unlimited.
     rate_limiter: RateLimiter | None = None
+    #: Live quality from shadow evaluation, for the dashboard (``None``: not shown).
+    shadow: ShadowStats | None = None
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -290,6 +293,7 @@ class HttpFace:
             self.s.config,
             tenant=None if everyone else call.tenant,
             viewer=call.tenant,
+            shadow=self.s.shadow,
         )
         return json_response(data, headers={"cache-control": "no-store"})
 

@@ -4,8 +4,9 @@ The page (``static/``, shipped in the package; no CDN) polls ``/dashboard/data``
 seconds with the operator's API key and draws its charts as SVG. What the data holds:
 calls and cost per minute (the stats timeline), the saving against always choosing the
 strongest eligible model, the model mix, the complexity tiers of the recent decisions,
-latency percentiles per method, failover and error rates, budgets per tenant and the most
-recent decisions with their reasons. A tenant sees its own; an admin tenant
+latency percentiles per method, failover and error rates, budgets per tenant, live routing
+quality from shadow evaluation (when ``[shadow]`` is on) and the most recent decisions with
+their reasons. A tenant sees its own; an admin tenant
 (``[http] admin_tenants``), or anyone with auth off, sees every tenant.
 """
 
@@ -22,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..config import Config
+from ..shadow import ShadowStats
 from ..state import StateServices
 from ..telemetry.stats import Stats
 
@@ -45,9 +47,16 @@ _CSP = (
 
 
 async def data(
-    stats: Stats, state: StateServices, config: Config, *, tenant: str | None, viewer: str
+    stats: Stats,
+    state: StateServices,
+    config: Config,
+    *,
+    tenant: str | None,
+    viewer: str,
+    shadow: ShadowStats | None = None,
 ) -> dict[str, Any]:
-    """The dashboard's data for ``tenant`` (``None``: every tenant)."""
+    """The dashboard's data for ``tenant`` (``None``: every tenant); ``shadow``: live
+    quality figures of shadow evaluation, when it is on."""
     scoped = stats if tenant is None else stats.for_tenant(tenant)
     snap = scoped.snapshot()
     now = time.time()
@@ -154,6 +163,25 @@ async def data(
             if m.requests
         ],
         "budgets": budgets,
+        "shadow": None
+        if shadow is None
+        else {
+            "cost_usd": shadow.cost_usd(tenant),
+            "skipped": shadow.skipped(tenant),
+            "quality": [
+                {
+                    "model": q.model,
+                    "complexity": q.complexity,
+                    "evaluations": q.evaluations,
+                    "adequacy_rate": q.adequacy_rate,
+                    "quality_gap": q.quality_gap,
+                    "calibrated_evaluations": q.calibrated_evaluations,
+                    "mean_p_adequate": q.mean_p_adequate,
+                    "calibration_error": q.calibration_error,
+                }
+                for q in shadow.snapshot(tenant)
+            ],
+        },
         "recent": [
             {
                 "decision_id": d.decision_id,

@@ -155,6 +155,21 @@ function render(data) {
     }
   }
 
+  $("shadow").hidden = !data.shadow;
+  if (data.shadow) {
+    const skipped = Object.entries(data.shadow.skipped).map(([k, v]) => `${k} ${v}`).join(", ");
+    $("shadow-sub").textContent = `· judging and reference answers cost ${usd(data.shadow.cost_usd)}` + (skipped ? `; skipped: ${skipped}` : "");
+    const quality = $("shadow-quality").tBodies[0];
+    clear(quality);
+    for (const q of data.shadow.quality) {
+      const tr = row(quality, [q.model, q.complexity, String(q.evaluations), pct(q.adequacy_rate),
+        (q.quality_gap >= 0 ? "+" : "") + q.quality_gap.toFixed(2),
+        q.calibrated_evaluations ? q.mean_p_adequate.toFixed(2) : "–",
+        q.calibrated_evaluations ? q.calibration_error.toFixed(3) : "–"]);
+      tr.dataset.model = q.model;
+    }
+  }
+
   const recent = $("recent").tBodies[0];
   clear(recent);
   for (const d of data.recent) {
