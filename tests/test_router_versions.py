@@ -399,3 +399,36 @@ async def test_explain_names_the_router_version_that_decided(
     await replica.server.state.decisions.flush()
     code, out, _ = await _cli(capsys, "explain", decision_id, "--config", str(config_file))
     assert code == 0 and f"(router version {version})" in out
+
+
+async def test_route_span_and_decisions_metric_carry_the_router_version(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]]
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from modelrouter.telemetry.metrics import views
+
+    from .test_telemetry import Otel
+
+    serving = tmp_path / "serving.npz"
+    version = _artifact(serving, easy_is_adequate=True)
+    storage = '[storage]\nhot = "memory"\nlog = "memory"\n'
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = Otel(spans, reader, tracer_provider, MeterProvider([reader], views=views()))
+    replica = Replica(
+        await modelrouter_server_factory(
+            parse_config(_config_text(storage, serving), "test"),
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+        )
+    )
+    await replica.route(_easy(3))
+    assert telemetry.span("route").attributes["modelrouter.router.version"] == version
+    points = telemetry.points("modelrouter.decisions")
+    assert [p.attributes.get("modelrouter.router.version") for p in points] == [version]
