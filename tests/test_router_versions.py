@@ -432,3 +432,42 @@ async def test_route_span_and_decisions_metric_carry_the_router_version(
     assert telemetry.span("route").attributes["modelrouter.router.version"] == version
     points = telemetry.points("modelrouter.decisions")
     assert [p.attributes.get("modelrouter.router.version") for p in points] == [version]
+
+
+def test_labelled_rows_keep_the_serving_models_scores_and_mask_the_rest() -> None:
+    from modelrouter.learning.retrain import labelled_rows
+
+    rows = labelled_rows(
+        [
+            {"prompt": "a", "scores": {"tiny": 1.0, "other": 0.0}, "costs": {"tiny": 1e-6}},
+            # A shadow label adds the reference model's score and cost.
+            {"prompt": "b", "scores": {"tiny": 0.0, "large": 1.0}, "costs": {"large": 3e-5}},
+            {"prompt": "", "scores": {"tiny": 1.0}, "costs": {}},  # no prompt logged
+            {"prompt": "c", "scores": {"other": 1.0}, "costs": {}},  # no model we route
+        ],
+        MODELS,
+    )
+    assert rows.prompts == ("a", "b")
+    assert np.array_equal(np.isnan(rows.quality), [[False, True, True], [False, True, False]])
+    assert rows.quality[1, 2] == 1.0 and np.isnan(rows.cost[1, 0]) and rows.cost[1, 2] == 3e-5
+
+
+def test_the_gate_judges_aiq_only_on_prompts_where_every_model_is_scored() -> None:
+    from modelrouter.evaluation.gate import compare_partial
+
+    rng = np.random.default_rng(0)
+    n = 40
+    quality = (rng.random((n, 2)) < 0.5).astype(float)
+    cost = np.tile([1e-6, 1e-5], (n, 1))
+    good = (np.clip(quality * 0.8 + 0.1, 0, 1), cost)
+    bad = (1.0 - good[0], cost)
+    partial = quality.copy()
+    partial[:, 1] = np.nan  # feedback on the cheap model only
+    verdict = compare_partial(good, bad, partial, cost, resamples=50)
+    assert "aiq" not in verdict.metrics and not verdict.promote
+    assert "AIQ not judged" in "\n".join(verdict.lines())
+    # Every model scored on a quarter of the prompts (shadow labels covering the catalog).
+    partial[:10, 1] = quality[:10, 1]
+    verdict = compare_partial(good, bad, partial, cost, resamples=50)
+    assert verdict.aiq_prompts == 10 and verdict.metrics["aiq"].delta.estimate < 0
+    assert compare_partial(bad, good, partial, cost, resamples=50).promote

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .admin import export_line
+from .admin import labelled_lines
 from .config import Config, load_config
 from .learning.registry import RouterPointer, RouterVersion
 from .state import open_state
@@ -270,7 +270,8 @@ async def run_retrain(args: argparse.Namespace) -> int:
     settings = config.routers
     state = await open_state(config)
     try:
-        lines = [export_line(row) async for row in state.decisions.export(args.tenant)]
+        # Feedback and shadow labels, merged as export-feedback writes them.
+        lines = [line async for line in labelled_lines(state, args.tenant)]
     finally:
         await state.aclose()
     store = await open_router_store(config)
