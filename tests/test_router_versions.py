@@ -299,6 +299,28 @@ async def test_ab_split_routes_about_the_share_to_the_candidate_and_reports_each
     versions = {(await replica.route(f"turn {i}", session="s-1"))[1] for i in range(10)}
     assert len(versions) == 1
 
+    # Shadow evaluation judged four of the candidate's answers, three adequate.
+    from modelrouter.state.shadow import ShadowResult
+
+    for i, adequate in enumerate((True, True, True, False)):
+        await replica.server.state.shadow.record(
+            ShadowResult(
+                f"shadowed-{i}",
+                "default",
+                time.time(),
+                "tiny",
+                "large",
+                "SIMPLE",
+                "CHAT",
+                float(adequate),
+                1.0,
+                adequate,
+                0.9,
+                1e-5,
+                1e-6,
+                router_version=candidate,
+            )
+        )
     await replica.server.state.decisions.flush()  # rows are group-committed
     code, out, _ = await _cli(capsys, "routers", "list", "--config", str(config_file), "--json")
     report = {a["version"]: a for a in json.loads(out)["arms"]}
@@ -306,6 +328,9 @@ async def test_ab_split_routes_about_the_share_to_the_candidate_and_reports_each
     assert report[serving]["decisions"] >= arms[serving]
     assert report[candidate]["feedback"] + report[serving]["feedback"] == 40
     assert all(arm["mean_score"] in (None, 1.0) for arm in report.values())
+    assert report[candidate]["shadow_evaluations"] == 4
+    assert report[candidate]["shadow_adequate_rate"] == 0.75
+    assert report[serving]["shadow_evaluations"] == 0
     code, out, _ = await _cli(capsys, "routers", "list", "--config", str(config_file))
     assert f"~{candidate}" in out and f"*{serving}" in out
 

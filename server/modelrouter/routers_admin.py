@@ -109,7 +109,7 @@ def _run_routers(args: argparse.Namespace) -> int:
     command = args.routers_command
     try:
         if command == "list":
-            return _with_store(args.config, lambda c, s: _list(s, args.json))
+            return _with_store(args.config, lambda c, s: _list(c, s, args.json))
         if command == "add":
             return _with_store(args.config, lambda c, s: _add(s, args.artifact, args.promote))
         if command == "promote":
@@ -177,8 +177,24 @@ async def _add(store: RouterStore, path: Path, promote: bool) -> int:
     return 0
 
 
-async def _list(store: RouterStore, as_json: bool) -> int:
+async def _shadow_by_version(config: Config) -> dict[str, tuple[int, float]]:
+    """Per router version: shadow evaluations of its decisions and the share the judge found
+    adequate (the live quality of each A/B arm)."""
+    state = await open_state(config)
+    try:
+        results = await state.shadow.results()
+    finally:
+        await state.aclose()
+    found: dict[str, list[bool]] = {}
+    for r in results:
+        if r.router_version:
+            found.setdefault(r.router_version, []).append(r.adequate)
+    return {v: (len(a), sum(a) / len(a)) for v, a in found.items()}
+
+
+async def _list(config: Config, store: RouterStore, as_json: bool) -> int:
     pointer, versions, arms = await store.pointer(), await store.versions(), await store.arms()
+    shadow = await _shadow_by_version(config)
     by_version = {a.version: a for a in arms}
     if as_json:
         print(
@@ -192,11 +208,11 @@ async def _list(store: RouterStore, as_json: bool) -> int:
                             "status": v.status,
                             "notes": v.notes,
                             "metrics": dict(v.metrics),
-                            "arm": _arm_json(by_version.get(v.version)),
+                            "arm": _arm_json(by_version.get(v.version), shadow),
                         }
                         for v in versions
                     ],
-                    "arms": [_arm_json(a) for a in arms],
+                    "arms": [_arm_json(a, shadow) for a in arms],
                 }
             )
         )
@@ -204,14 +220,16 @@ async def _list(store: RouterStore, as_json: bool) -> int:
     print("\n".join(pointer_lines(pointer)))
     print(
         f"{'version':<18} {'status':<9} {'created (UTC)':<20} {'decisions':>9} "
-        f"{'mean cost $':>12} {'feedback':>8} {'score':>6}  notes"
+        f"{'mean cost $':>12} {'feedback':>8} {'score':>6} {'shadow':>6} {'adequate':>8}  notes"
     )
     listed = {v.version for v in versions}
     for v in versions:
-        print(_row(v.version, v.status, v.created_at, by_version.get(v.version), v.notes, pointer))
+        arm = by_version.get(v.version)
+        print(_row(v.version, v.status, v.created_at, arm, shadow, v.notes, pointer))
     for arm in arms:  # versions that decided but are not stored (file artefacts)
         if arm.version not in listed:
-            print(_row(arm.version, "file", None, arm, "the classifier's file artefact", pointer))
+            notes = "the classifier's file artefact"
+            print(_row(arm.version, "file", None, arm, shadow, notes, pointer))
     return 0
 
 
@@ -220,6 +238,7 @@ def _row(
     status: str,
     created: float | None,
     arm: ArmReport | None,
+    shadow: dict[str, tuple[int, float]],
     notes: str,
     pointer: RouterPointer,
 ) -> str:
@@ -233,21 +252,26 @@ def _row(
     cost = f"{arm.mean_cost_usd:.6f}" if arm else "-"
     feedback = arm.feedback if arm else 0
     score = f"{arm.mean_score:.3f}" if arm and arm.mean_score is not None else "-"
+    judged, adequate = shadow.get(version, (0, None))
+    rate = "-" if adequate is None else f"{adequate:.3f}"
     return (
         f"{mark}{version:<17} {status:<9} {when:<20} {decisions:>9} {cost:>12} "
-        f"{feedback:>8} {score:>6}  {notes}"
+        f"{feedback:>8} {score:>6} {judged:>6} {rate:>8}  {notes}"
     )
 
 
-def _arm_json(arm: ArmReport | None) -> dict[str, Any] | None:
+def _arm_json(arm: ArmReport | None, shadow: dict[str, tuple[int, float]]) -> dict[str, Any] | None:
     if arm is None:
         return None
+    judged, adequate = shadow.get(arm.version, (0, None))
     return {
         "version": arm.version,
         "decisions": arm.decisions,
         "mean_cost_usd": arm.mean_cost_usd,
         "feedback": arm.feedback,
         "mean_score": arm.mean_score,
+        "shadow_evaluations": judged,
+        "shadow_adequate_rate": adequate,
     }
 
 
