@@ -18,13 +18,11 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from .state import StateServices
-from .state.interfaces import DecisionRecord, ExportRow
-from .state.shadow import ShadowResult
+from .state.export import labelled_lines
+from .state.interfaces import DecisionRecord
 
 
 def add_commands(commands: Any) -> None:
@@ -54,55 +52,6 @@ def _hash(key: str) -> str:
     from .security import hash_key
 
     return hash_key(key)
-
-
-def export_line(row: ExportRow, shadow: ShadowResult | None = None) -> dict[str, Any]:
-    """One routing-dataset line: the chosen model's mean feedback score and its cost, and,
-    when the decision was shadowed, the reference model's judged score and cost."""
-    d = row.decision
-    scores = [f.score if f.success else 0.0 for f in row.feedback]
-    cost = d.actual_cost_usd if d.actual_cost_usd is not None else d.estimated_cost_usd
-    line_scores = {d.chosen_model: sum(scores) / len(scores)}
-    line_costs = {d.chosen_model: cost}
-    if shadow is not None:
-        line_scores[shadow.reference_model] = shadow.reference_score
-        line_costs[shadow.reference_model] = shadow.reference_cost_usd
-    return {
-        "id": d.decision_id,
-        "prompt": d.prompt or "",
-        "category": d.task_type.lower(),
-        "scores": line_scores,
-        "costs": line_costs,
-    }
-
-
-def shadow_line(result: ShadowResult, cost_usd: float | None) -> dict[str, Any]:
-    """One routing-dataset line from a shadow evaluation alone: the judge's scores of the
-    answering model and of the reference (the first's cost from the decision log)."""
-    costs = {result.reference_model: result.reference_cost_usd}
-    if cost_usd is not None:
-        costs[result.model] = cost_usd
-    return {
-        "id": result.decision_id,
-        "prompt": result.prompt or "",
-        "category": result.task_type,
-        "scores": {result.model: result.score, result.reference_model: result.reference_score},
-        "costs": costs,
-    }
-
-
-async def labelled_lines(
-    state: StateServices, tenant: str | None = None
-) -> AsyncIterator[dict[str, Any]]:
-    """Every labelled decision as a routing-dataset line: feedback (the caller's verdict on
-    the model that answered) merged with shadow evaluation (the judge's verdicts on it and
-    on the reference model). Feedback wins over the judge for the answering model."""
-    shadowed = {r.decision_id: r for r in await state.shadow.results(tenant)}
-    async for row in state.decisions.export(tenant):
-        yield export_line(row, shadowed.pop(row.decision.decision_id, None))
-    for result in shadowed.values():
-        decision = await state.decisions.get(result.decision_id)
-        yield shadow_line(result, decision.actual_cost_usd if decision else None)
 
 
 async def export_feedback(config_path: str | None, out: TextIO, tenant: str | None = None) -> int:

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .admin import labelled_lines
 from .config import Config, load_config
 from .learning.registry import RouterPointer, RouterVersion
 from .state import open_state
+from .state.export import labelled_lines
 from .state.routers import ArmReport, RouterStore, RouterStoreError, open_router_store
 
 __all__ = ["REFUSED", "add_commands", "run_retrain"]
