@@ -496,3 +496,48 @@ def test_the_gate_judges_aiq_only_on_prompts_where_every_model_is_scored() -> No
     verdict = compare_partial(good, bad, partial, cost, resamples=50)
     assert verdict.aiq_prompts == 10 and verdict.metrics["aiq"].delta.estimate < 0
     assert compare_partial(bad, good, partial, cost, resamples=50).promote
+
+
+async def test_the_retrain_lease_goes_to_one_holder_until_it_lapses(
+    tmp_path: Path, shared_storage: str
+) -> None:
+    from modelrouter.state.routers import open_router_store
+
+    config = parse_config(_config_text(shared_storage, tmp_path / "unused.npz"), "test")
+    one, two = await open_router_store(config), await open_router_store(config)
+    try:
+        assert await one.acquire_lease("a", 0.3)
+        assert not await two.acquire_lease("b", 0.3)
+        assert await one.acquire_lease("a", 0.3)  # the holder renews
+        await asyncio.sleep(0.4)
+        assert await two.acquire_lease("b", 30)  # lapsed: another replica takes over
+        assert not await one.acquire_lease("a", 30)
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_the_server_retrains_on_its_schedule_on_one_replica_only(
+    tmp_path: Path, modelrouter_server_factory: Callable[..., Awaitable[Any]]
+) -> None:
+    serving = tmp_path / "serving.npz"
+    wrong_version = _artifact(serving, easy_is_adequate=False)
+    text = _config_text(_sqlite_storage(tmp_path), serving).replace(
+        "[routers]\n", "[routers]\nretrain_schedule_s = 2.0\n"
+    )
+    config = parse_config(text, source="test")
+    one = Replica(await modelrouter_server_factory(config))
+    two = Replica(await modelrouter_server_factory(config))
+    await _drive_feedback(one, 30)
+    store = one.server.router_store
+    deadline = time.monotonic() + 60
+    while (pointer := await store.pointer()).serving in ("", wrong_version):
+        assert time.monotonic() < deadline, "no scheduled retrain promoted a candidate"
+        await asyncio.sleep(0.1)
+    await two.wait_for_version(pointer.serving)
+    assert pointer.history == (wrong_version,)
+    promoted = await store.get(pointer.serving)
+    assert promoted is not None and promoted.status == "promoted"
+    schedules = [one.server.retrain_schedule, two.server.retrain_schedule]
+    assert f"(scheduled on {next(s.holder for s in schedules if s.runs)})" in promoted.notes
+    assert sorted(bool(s.runs) for s in schedules) == [False, True]

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from .config import Config, load_config
 from .learning.registry import RouterPointer, RouterVersion
+from .retraining import retrain_once
 from .state import open_state
-from .state.export import labelled_lines
 from .state.routers import ArmReport, RouterStore, RouterStoreError, open_router_store
 
 __all__ = ["REFUSED", "add_commands", "run_retrain"]
@@ -287,133 +287,49 @@ def _run_retrain(args: argparse.Namespace) -> int:
 
 async def run_retrain(args: argparse.Namespace) -> int:
     """Handler of ``modelrouter retrain``; returns the exit status (see the module)."""
-    from .learning.embedders import embedder_from_name
-    from .learning.retrain import labelled_rows, retrain
-
     config = load_config(args.config)
-    settings = config.routers
     state = await open_state(config)
     try:
-        # Feedback and shadow labels, merged as export-feedback writes them.
-        lines = [line async for line in labelled_lines(state, args.tenant)]
+        store = await open_router_store(config)
+        try:
+            outcome = await retrain_once(
+                config,
+                state,
+                store,
+                data=args.data,
+                holdout=args.holdout,
+                seed=args.seed,
+                dry_run=args.dry_run,
+                tenant=args.tenant,
+            )
+        finally:
+            await store.aclose()
     finally:
         await state.aclose()
-    store = await open_router_store(config)
-    try:
-        serving, serving_version = await _serving_model(config, store)
-        logged = labelled_rows(lines, serving.models)
-        if len(logged) < settings.min_labelled:
-            without_prompt = sum(1 for line in lines if not line.get("prompt"))
-            hint = (
-                f"; {without_prompt} decision(s) with feedback have no prompt: set "
-                "storage.log_prompts = true so the log keeps prompts to learn from"
-                if without_prompt
-                else ""
-            )
-            raise ValueError(
-                f"{len(logged)} labelled prompt(s) for the serving router's models in the "
-                f"decision log, routers.min_labelled is {settings.min_labelled}{hint}"
-            )
-        base = None
-        if args.data is not None:
-            from .evaluation.dataset import _open
-
-            with _open(Path(args.data)) as handle:
-                base = labelled_rows([json.loads(x) for x in handle if x.strip()], serving.models)
-        embedder = embedder_from_name(serving.embedder)
-        result = await asyncio.to_thread(
-            retrain,
-            logged,
-            serving,
-            embedder,
-            base=base,
-            holdout=settings.holdout if args.holdout is None else args.holdout,
-            seed=args.seed,
-            resamples=settings.resamples,
-            confidence=settings.confidence,
-            aiq_tolerance=settings.aiq_tolerance,
-            calibration_tolerance=settings.calibration_tolerance,
-        )
-        verdict = result.verdict
-        candidate = result.candidate
-        version = candidate.version
-        promote = verdict.promote and not args.dry_run
-        await store.put(
-            RouterVersion(
-                version,
-                time.time(),
-                "promoted" if promote else ("refused" if not verdict.promote else "stored"),
-                notes=f"retrain against {serving_version}: {result.trained_on} logged + "
-                f"{result.base_rows} base prompts, {result.held_back} held back",
-                metrics={"gate": verdict.to_json(), "serving": serving_version},
-                artifact=candidate.to_bytes(),
-            )
-        )
-        if promote:
-            if not (await store.pointer()).serving:
-                # The file artefact served: make it the version rollback returns to.
-                await store.promote(serving_version)
-            await store.promote(version)
-    finally:
-        await store.aclose()
+    verdict = outcome.verdict
     if args.json:
         print(
             json.dumps(
                 {
-                    "candidate": version,
-                    "serving": serving_version,
-                    "promoted": promote,
+                    "candidate": outcome.candidate,
+                    "serving": outcome.serving,
+                    "promoted": outcome.promoted,
                     "verdict": verdict.to_json(),
                 }
             )
         )
     else:
         print(
-            f"candidate {version} against serving {serving_version}: trained on "
-            f"{result.trained_on} logged and {result.base_rows} base prompts, "
-            f"{result.held_back} held back"
+            f"candidate {outcome.candidate} against serving {outcome.serving}: trained on "
+            f"{outcome.trained_on} logged and {outcome.base_rows} base prompts, "
+            f"{outcome.held_back} held back"
         )
         print("\n".join(verdict.lines()))
-        if promote:
-            print(f"promoted {version}: replicas serve it within {settings.reload_interval_s:g} s")
+        if outcome.promoted:
+            print(
+                f"promoted {outcome.candidate}: replicas serve it within "
+                f"{config.routers.reload_interval_s:g} s"
+            )
         elif verdict.promote:
             print("dry run: not promoted")
-    if not verdict.promote:
-        return REFUSED
-    return 0
-
-
-async def _serving_model(config: Config, store: RouterStore) -> tuple[Any, str]:
-    """The router serving now: the store's version, else the configured file artefact."""
-    from .config.environment import Environment
-    from .learning.quality_model import QualityModel
-
-    pointer = await store.pointer()
-    if pointer.serving:
-        stored = await store.get(pointer.serving)
-        if stored is None:
-            raise RouterStoreError(f"the pointer names version {pointer.serving}, not stored")
-        model = QualityModel.from_bytes(stored.artifact)
-        return model, pointer.serving
-    path = config.classifiers.get("learned", {}).get("artifact") or Environment().get(
-        "MODELROUTER_LEARNED_ARTIFACT"
-    )
-    if not path:
-        raise RouterStoreError(
-            "no serving router to compare with: no version in the store and no "
-            "classifiers.learned.artifact (or MODELROUTER_LEARNED_ARTIFACT) configured"
-        )
-    model = QualityModel.load(path)
-    existing = await store.get(model.version)
-    if existing is None:
-        # The file artefact becomes a version too, so rollback can return to it.
-        await store.put(
-            RouterVersion(
-                model.version,
-                time.time(),
-                "stored",
-                notes=f"file artefact {Path(path).name}",
-                artifact=model.to_bytes(),
-            )
-        )
-    return model, model.version
+    return 0 if verdict.promote else REFUSED

@@ -32,6 +32,7 @@ from .pipeline.record import Record
 from .pipeline.select import Select
 from .pipeline.validate import Validate
 from .plugins import PluginRegistry, load_plugins
+from .retraining import RetrainSchedule
 from .security import Authenticator, RateLimiter, server_credentials
 from .servicer import ModelRouterServicer, add_to_server
 from .shadow import ShadowEvaluator
@@ -78,6 +79,8 @@ class ModelRouterServer:
     #: Router versions in the store and the poller handing them to the learned classifier.
     router_store: RouterStore | None = None
     routers: RouterRegistry | None = None
+    #: ``[routers] retrain_schedule_s``: retrains run by this server (``None``: off).
+    retrain_schedule: RetrainSchedule | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then release providers."""
@@ -93,6 +96,8 @@ class ModelRouterServer:
         # providers and the stores they use close.
         await self.shadow.aclose()
         await self.catalog.aclose()
+        if self.retrain_schedule is not None:
+            await self.retrain_schedule.aclose()
         if self.routers is not None:
             await self.routers.aclose()
         if self.router_store is not None:
@@ -202,6 +207,10 @@ async def create_server(
         except Exception:
             log.exception("reading the router versions failed; the file artefact serves")
         routers.start()
+    retrain_schedule = None
+    if config.routers.retrain_schedule_s > 0:
+        retrain_schedule = RetrainSchedule(config, state, router_store)
+        retrain_schedule.start()
 
     shadow = ShadowEvaluator(
         config.shadow,
@@ -354,6 +363,7 @@ async def create_server(
         http=http_server,
         router_store=router_store,
         routers=routers,
+        retrain_schedule=retrain_schedule,
     )
 
 

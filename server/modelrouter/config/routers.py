@@ -25,6 +25,13 @@ class RoutersConfig:
         description="Seconds between two reads of the serving router version and A/B split "
         "from the store: how long a promote, rollback or A/B change takes to reach a replica.",
     )
+    retrain_schedule_s: Number = Field(
+        default=0.0,
+        ge=0.0,
+        description="Seconds between two retrains the server runs itself, like `modelrouter "
+        "retrain` (0: off). One replica at a time runs them: the holder of a lease in the "
+        "store, renewed every period.",
+    )
     holdout: Fraction = Field(
         default=0.3,
         gt=0.0,

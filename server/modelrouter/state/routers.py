@@ -109,6 +109,11 @@ class RouterStore(abc.ABC):
     async def arms(self) -> list[ArmReport]:
         """Decisions, cost and feedback per router version (versions that decided only)."""
 
+    @abc.abstractmethod
+    async def acquire_lease(self, holder: str, ttl_s: float) -> bool:
+        """Take or renew the retrain lease for ``ttl_s`` seconds: ``True`` when ``holder``
+        has it now (it was free, lapsed, or already ``holder``'s), else ``False``."""
+
     async def promote(self, version: str) -> RouterPointer:
         """Serve ``version`` (it must be stored); the one it replaces can be rolled back to."""
 
@@ -150,6 +155,14 @@ class MemoryRouterStore(RouterStore):
         self._versions: dict[str, RouterVersion] = {}
         self._pointer = RouterPointer()
         self._decisions = decisions
+        self._lease = ("", 0.0)
+
+    async def acquire_lease(self, holder: str, ttl_s: float) -> bool:
+        now = time.time()
+        if self._lease[0] in ("", holder) or self._lease[1] <= now:
+            self._lease = (holder, now + ttl_s)
+            return True
+        return False
 
     async def put(self, router: RouterVersion) -> None:
         old = self._versions.get(router.version)
@@ -209,6 +222,8 @@ CREATE TABLE IF NOT EXISTS {s}router_versions (
 CREATE TABLE IF NOT EXISTS {s}router_pointer (
     id INTEGER PRIMARY KEY CHECK (id = 1), serving TEXT NOT NULL, history TEXT NOT NULL,
     candidate TEXT NOT NULL, share {real} NOT NULL, updated_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}router_lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, expires_at {real} NOT NULL);
 """
 
 _PUT = (
@@ -236,6 +251,15 @@ _ARMS = (
     "FROM {s}decisions d LEFT JOIN {s}feedback f ON f.decision_id = d.decision_id "
     "WHERE d.router_version <> '' GROUP BY d.router_version ORDER BY d.router_version"
 )
+
+
+# Taken when free, lapsed or already the caller's; the WHERE makes it one atomic statement.
+_LEASE = (
+    "INSERT INTO {s}router_lease (id, holder, expires_at) VALUES (1, {p}, {p}) "
+    "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+    "WHERE {s}router_lease.holder = excluded.holder OR {s}router_lease.expires_at <= {p}"
+)
+_LEASE_HOLDER = "SELECT holder FROM {s}router_lease"
 
 
 def _version_row(router: RouterVersion) -> tuple[Any, ...]:
@@ -328,6 +352,15 @@ class SqliteRouterStore(RouterStore):
             "router_arms", lambda c: [_arm(r) for r in c.execute(self._sql(_ARMS))]
         )
 
+    async def acquire_lease(self, holder: str, ttl_s: float) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            conn.execute(self._sql(_LEASE), (holder, now + ttl_s, now))
+            row = conn.execute(self._sql(_LEASE_HOLDER)).fetchone()
+            return bool(row and row[0] == holder)
+
+        return await self.db.transaction("router_lease", work)
+
 
 class PostgresRouterStore(RouterStore):
     def __init__(self, url: str, schema: str) -> None:
@@ -389,6 +422,16 @@ class PostgresRouterStore(RouterStore):
 
     async def arms(self) -> list[ArmReport]:
         return [_arm(r) for r in await self._all("router_arms", self._sql(_ARMS))]
+
+    async def acquire_lease(self, holder: str, ttl_s: float) -> bool:
+        async def work(conn: Any) -> bool:
+            now = time.time()
+            await conn.execute(self._sql(_LEASE), (holder, now + ttl_s, now))
+            cursor = await conn.execute(self._sql(_LEASE_HOLDER))
+            row = await cursor.fetchone()
+            return bool(row and row[0] == holder)
+
+        return await self.db.transaction("router_lease", work)
 
 
 async def open_router_store(config: Config, decisions: DecisionLog | None = None) -> RouterStore:
