@@ -541,3 +541,14 @@ async def test_the_server_retrains_on_its_schedule_on_one_replica_only(
     schedules = [one.server.retrain_schedule, two.server.retrain_schedule]
     assert f"(scheduled on {next(s.holder for s in schedules if s.runs)})" in promoted.notes
     assert sorted(bool(s.runs) for s in schedules) == [False, True]
+
+
+async def test_the_commands_refuse_a_memory_store_naming_storage_log(
+    tmp_path: Path, capsys
+) -> None:
+    config_file = tmp_path / "modelrouter.toml"
+    storage = '[storage]\nhot = "memory"\nlog = "memory"\n'
+    config_file.write_text(_config_text(storage, tmp_path / "unused.npz"))
+    for argv in (["routers", "list"], ["retrain"]):
+        code, _, err = await _cli(capsys, *argv, "--config", str(config_file))
+        assert code == 2 and "storage.log is 'memory'" in err and "'sqlite'" in err

@@ -88,9 +88,18 @@ def add_commands(commands: Any) -> None:
     retrain.set_defaults(run=_run_retrain)
 
 
+def _durable(config: Config) -> None:
+    if config.state.storage.log == "memory":
+        raise RouterStoreError(
+            f"{config.source}: storage.log is 'memory': router versions and decisions live "
+            "inside each server, out of this command's reach; use 'sqlite' or 'postgres'"
+        )
+
+
 def _with_store(config_path: str | None, work: Callable[[Config, RouterStore], Awaitable[T]]) -> T:
     async def run() -> T:
         config = load_config(config_path)
+        _durable(config)
         store = await open_router_store(config)
         try:
             return await work(config, store)
@@ -288,6 +297,7 @@ def _run_retrain(args: argparse.Namespace) -> int:
 async def run_retrain(args: argparse.Namespace) -> int:
     """Handler of ``modelrouter retrain``; returns the exit status (see the module)."""
     config = load_config(args.config)
+    _durable(config)
     state = await open_state(config)
     try:
         store = await open_router_store(config)
