@@ -6,7 +6,10 @@ second and the ratio to the ``memory`` backend. Every Route logs its decision (a
 a budget, reads usage), so the ratio is the price of durable, shared state.
 
     .venv/bin/python benchmarks/state_throughput.py [--requests 2000] [--concurrency 32]
-        [--rounds 3]
+        [--rounds 3] [--no-budget] [--memory-log]
+
+``--memory-log`` keeps every backend's decision log in memory, so the ratio is the price of
+the hot store alone (budget usage reads, reservations), apart from the durable log.
 
 Every backend is measured once per round, the rounds alternate, and each backend's ratio
 is the median of its per-round ratios to ``memory + budget`` (the same work, state in
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import re
 import statistics
 import sys
 import tempfile
@@ -101,10 +106,16 @@ async def main() -> None:
     parser.add_argument(
         "--log-only", action="store_true", help="only the decision log's record() rate"
     )
+    parser.add_argument(
+        "--memory-log",
+        action="store_true",
+        help="decision log in memory for every backend: the hot store's price alone",
+    )
     args = parser.parse_args()
     budget = "" if args.no_budget else BUDGET
     tmp = Path(tempfile.mkdtemp(prefix="mr-bench-"))
-    await log_writes(tmp, args.requests, args.concurrency)
+    if not args.memory_log:
+        await log_writes(tmp, args.requests, args.concurrency)
     if args.log_only:
         return
     rates: dict[str, list[float]] = {"plain": [], **{b: [] for b in CASES}}
@@ -116,7 +127,10 @@ async def main() -> None:
                 continue
             unique = f"mrbench_{uuid.uuid4().hex[:10]}"
             path = tmp / f"{backend}-{round_}"
-            text = TEST_CONFIG + "\n" + storage_table(backend, path, unique) + budget
+            table = storage_table(backend, path, unique)
+            if args.memory_log:
+                table = re.sub(r'(?m)^log = "\w+"$', 'log = "memory"', table)
+            text = TEST_CONFIG + "\n" + table + budget
             try:
                 rates[backend].append(await measure(text, args.requests, args.concurrency))
             except Exception as error:  # an unreachable service is reported, not fatal
@@ -129,6 +143,8 @@ async def main() -> None:
     print(
         f"{args.requests} Route calls per case, concurrency {args.concurrency}, "
         f"median of {args.rounds} alternating rounds{'' if budget else ', no budget'}"
+        f"{', decision log in memory' if args.memory_log else ''}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     against = "vs memory+budget" if budget else "vs memory"
     print(f"{'backend':<28} {'Route/s':>10} {against:>17} {'per round':>20}")
@@ -136,6 +152,8 @@ async def main() -> None:
     print(f"{'memory (no [storage])':<28} {plain:>10.0f}")
     for backend, label in CASES.items():
         label = label if budget else label.replace(" + budget", "")
+        if args.memory_log and backend != "memory":
+            label = f"{backend} hot, memory log"
         if backend in skipped:
             print(f"{label:<28} skipped: {skipped[backend]}")
             continue

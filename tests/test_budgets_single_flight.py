@@ -1,4 +1,5 @@
-"""Budgets share one in-flight usage read per tenant, never one that misses a local write."""
+"""Budgets share usage reads per tenant (in flight, or completed within ``usage_max_age_s``),
+never one that misses a write this process completed."""
 
 from __future__ import annotations
 
@@ -36,8 +37,12 @@ class SlowStore(MemoryHotState):
         return counters
 
 
-def budgets(store: SlowStore) -> Budgets:
-    return Budgets(BudgetsConfig(default=BudgetLimits(day_usd=10.0, hour_usd=5.0)), store)
+def budgets(store: SlowStore, max_age_s: float = 0.0) -> Budgets:
+    return Budgets(
+        BudgetsConfig(default=BudgetLimits(day_usd=10.0, hour_usd=5.0)),
+        store,
+        usage_max_age_s=max_age_s,
+    )
 
 
 async def _settled(tasks: list[asyncio.Task[list]]) -> None:
@@ -54,9 +59,35 @@ async def test_concurrent_usage_reads_of_a_tenant_cost_the_store_one_read() -> N
     results = await asyncio.gather(*callers)
     assert store.reads == 1
     assert all([u.window for u in r] == ["hour", "day"] for r in results)
-    # Nothing in flight any more: the next caller reads again.
+    # Nothing in flight any more (and no max age): the next caller reads again.
     await b.usage("acme")
     assert store.reads == 2
+
+
+async def test_a_recent_read_answers_until_it_is_older_than_the_max_age() -> None:
+    store = SlowStore()
+    store.gate.set()
+    b = budgets(store, max_age_s=0.2)
+    await b.usage("acme")
+    await b.usage("acme")
+    assert store.reads == 1
+    await asyncio.sleep(0.25)
+    await b.usage("acme")
+    assert store.reads == 2
+
+
+async def test_a_write_makes_the_next_read_fresh_whatever_the_max_age() -> None:
+    store = SlowStore()
+    store.gate.set()
+    b = budgets(store, max_age_s=60.0)
+    [_, day] = await b.usage("acme")
+    assert day.reserved_usd == 0.0
+    reservation = await b.reserve("acme", 2.0)
+    [_, day] = await b.usage("acme")
+    assert (day.reserved_usd, store.reads) == (2.0, 2)
+    await b.settle(reservation, 1.5)
+    [_, day] = await b.usage("acme")
+    assert (day.spent_usd, day.reserved_usd, store.reads) == (1.5, 0.0, 3)
 
 
 async def test_other_tenants_are_read_separately() -> None:
@@ -101,7 +132,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_read_others_share() -> Non
 async def test_a_failed_read_fails_every_caller_sharing_it_and_the_next_one_retries() -> None:
     store = SlowStore()
     store.fail = StorageUnavailable("store down")
-    b = budgets(store)
+    b = budgets(store, max_age_s=60.0)  # a failed read is never kept
     callers = [asyncio.create_task(b.usage("acme")) for _ in range(3)]
     await asyncio.sleep(0.01)
     store.gate.set()

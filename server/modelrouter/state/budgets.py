@@ -15,20 +15,26 @@ they are older than ``request_timeout_s`` plus a grace; ``maintenance.Maintenanc
 calls it periodically beside the server.
 
 Reading usage (every Route of a tenant with limits does, to degrade or refuse early) is
-*single-flight*: callers that ask for a tenant's usage while a read of it is in flight
-await that read instead of starting their own, so a burst of Routes costs the store one
-read per round trip, not one per request. What a caller may rely on:
+shared: callers that ask for a tenant's usage while a read of it is in flight await that
+read instead of starting their own (single flight), and a read that completed less than
+``usage_max_age_s`` (0.05 s by default) ago answers later callers too, so a burst of
+Routes costs the store about one read per 50 ms per tenant, not one per request. What a
+caller may rely on:
 
 * the usage it gets includes every write (reserve, settle, charge, release, reap) that
   this process completed before the call: a read that started before such a write
   completed is never shared with a caller that came after it;
-* it is at most as old as the start of the read in flight when the caller arrived (one
-  store round trip); other replicas' writes are seen as late as by a read of one's own
-  started at that moment. There is no cache: with no read in flight a caller reads.
+* it started at most ``usage_max_age_s`` plus one store round trip before the call, so
+  other replicas' spend shows up at most that much later than with a read of one's own.
+  ``usage_max_age_s = 0`` keeps the single flight only.
 
-The usage read only steers selection (degrade, refuse early); the reservation, atomic in
-the store, is what keeps spend within the budget, so sharing a read never lets
-concurrent requests overspend.
+Why that staleness is safe: the usage read only steers selection (degrade as a budget
+runs low, refuse early when it is gone). What keeps spend within the budget is the
+reservation: before every provider call its maximum cost is reserved atomically in the
+store against the current counters, in every backend and across replicas
+(``pipeline/budget.py``). A stale read can make a Route propose a model whose reservation
+is then refused (Execute passes to a cheaper fallback or refuses, as with a fresh read
+that raced), or degrade one stale window later; it can never let requests overspend.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ _ReadKey = tuple[str, tuple[tuple[str, str], ...]]
 
 #: Defaults until the configuration carries them (``[budgets] max_in_flight_per_tenant``).
 DEFAULT_MAX_IN_FLIGHT = 64
+#: How long a completed usage read answers later callers (seconds; see the module doc).
+DEFAULT_USAGE_MAX_AGE_S = 0.05
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
 #: How long past the request timeout a reservation may live before it is reaped: the
 #: settle of an attempt that ran to its timeout must have time to land first.
@@ -114,12 +122,14 @@ class WindowUsage:
         return self.remaining_usd / self.limit_usd if self.limit_usd > 0 else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Read:
-    """A usage read in flight and the process's write count when it started."""
+    """A usage read (in flight or recent) and the process's write count when it started."""
 
     writes: int
     task: asyncio.Task[list[BucketUsage]]
+    #: The loop's clock when it completed successfully; ``None`` while in flight.
+    finished_at: float | None = None
 
 
 class Budgets:
@@ -139,6 +149,7 @@ class Budgets:
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         reap_grace_s: float = DEFAULT_REAP_GRACE_S,
         reap_batch: int = DEFAULT_REAP_BATCH,
+        usage_max_age_s: float = DEFAULT_USAGE_MAX_AGE_S,
     ) -> None:
         self.config = config
         self.store = store
@@ -151,10 +162,14 @@ class Budgets:
         self.request_timeout_s = request_timeout_s
         self.reap_grace_s = reap_grace_s
         self.reap_batch = reap_batch
+        if usage_max_age_s < 0:
+            raise ValueError(f"usage_max_age_s must be >= 0, got {usage_max_age_s}")
+        self.usage_max_age_s = usage_max_age_s
         #: Writes this process completed (reserve, settle, ...): a usage read started
         #: before the count moved is not shared with later callers.
         self._writes = 0
-        #: (tenant, windows) -> the usage read in flight and the write count at its start.
+        #: (tenant, windows) -> the usage read in flight (or recent) and the write count at
+        #: its start. An entry is dropped ``usage_max_age_s`` after its read completes.
         self._reads: dict[_ReadKey, _Read] = {}
 
     def _now(self) -> datetime:
@@ -312,14 +327,23 @@ class Budgets:
             self._writes += 1
 
     async def _shared_read(self, tenant: str, buckets: list[Bucket]) -> list[BucketUsage]:
-        """The store's counters for ``buckets``, from the read in flight for the same tenant
-        and windows if no write completed since it started, else from a new read."""
+        """The store's counters for ``buckets``, from the read in flight (or completed within
+        ``usage_max_age_s``) for the same tenant and windows if no write of this process
+        completed since it started, else from a new read."""
         if self.store.name == "memory":
             return await self.store.usage(tenant, buckets)  # in process: no round trip to share
         key = (tenant, tuple((b.window, b.label) for b in buckets))
         loop = asyncio.get_running_loop()
         read = self._reads.get(key)
-        if read is None or read.writes != self._writes or read.task.get_loop() is not loop:
+        if (
+            read is None
+            or read.writes != self._writes
+            or read.task.get_loop() is not loop
+            or (
+                read.finished_at is not None
+                and loop.time() - read.finished_at > self.usage_max_age_s
+            )
+        ):
             task = loop.create_task(self.store.usage(tenant, buckets))
             read = _Read(self._writes, task)
             self._reads[key] = read
@@ -329,10 +353,22 @@ class Budgets:
 
     def _read_done(self, key: _ReadKey, task: asyncio.Task[list[BucketUsage]]) -> None:
         read = self._reads.get(key)
+        current = read is not None and read.task is task
+        failed = task.cancelled() or task.exception() is not None  # retrieved: callers have it
+        if not current:
+            return
+        if failed or self.usage_max_age_s == 0:
+            del self._reads[key]
+            return
+        assert read is not None
+        loop = task.get_loop()
+        read.finished_at = loop.time()
+        loop.call_later(self.usage_max_age_s, self._forget, key, task)
+
+    def _forget(self, key: _ReadKey, task: asyncio.Task[list[BucketUsage]]) -> None:
+        read = self._reads.get(key)
         if read is not None and read.task is task:
             del self._reads[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: every awaiting caller has already been given it
 
     def degrade_tier(self, usage: list[WindowUsage]) -> tuple[DegradeTier, WindowUsage] | None:
         """The lowest degrade tier the tightest window has fallen under, if any."""
