@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import cast
 
@@ -197,16 +198,7 @@ def stats_message(
             for m in snapshot.models
         ],
         shadow=[
-            pb.ShadowQuality(
-                model=q.model,
-                complexity=q.complexity,
-                evaluations=q.evaluations,
-                adequacy_rate=q.adequacy_rate,
-                quality_gap=q.quality_gap,
-                calibrated_evaluations=q.calibrated_evaluations,
-                mean_p_adequate=q.mean_p_adequate,
-                calibration_error=q.calibration_error,
-            )
+            pb.ShadowQuality(**dataclasses.asdict(q))
             for q in (shadow.snapshot(tenant) if shadow else ())
         ],
         shadow_cost_usd=shadow.cost_usd(tenant) if shadow else 0.0,

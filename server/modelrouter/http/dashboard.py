@@ -12,6 +12,7 @@ their reasons. A tenant sees its own; an admin tenant
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from functools import cache
@@ -168,19 +169,7 @@ async def data(
         else {
             "cost_usd": shadow.cost_usd(tenant),
             "skipped": shadow.skipped(tenant),
-            "quality": [
-                {
-                    "model": q.model,
-                    "complexity": q.complexity,
-                    "evaluations": q.evaluations,
-                    "adequacy_rate": q.adequacy_rate,
-                    "quality_gap": q.quality_gap,
-                    "calibrated_evaluations": q.calibrated_evaluations,
-                    "mean_p_adequate": q.mean_p_adequate,
-                    "calibration_error": q.calibration_error,
-                }
-                for q in shadow.snapshot(tenant)
-            ],
+            "quality": [dataclasses.asdict(q) for q in shadow.snapshot(tenant)],
         },
         "recent": [
             {
