@@ -50,9 +50,7 @@ class Record:
         self.log_prompts = log_prompts
         self.session_ttl_s = session_ttl_s
         # Few distinct sets (models x complexities x task types x methods): built once.
-        self._decision_points: dict[
-            tuple[str, str, Complexity, TaskType, str], dict[str, Any]
-        ] = {}
+        self._decision_points: dict[tuple[str, str, Complexity, TaskType, str], dict[str, Any]] = {}
 
     async def classified(
         self, request: RoutingRequest, classification: Classification, charge_id: str
