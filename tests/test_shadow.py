@@ -5,6 +5,7 @@ become training labels."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -25,7 +26,14 @@ from modelrouter.types import Message, Role
 from modelrouter.v1 import router_pb2 as pb
 from modelrouter.v1 import router_pb2_grpc
 
-from .fake_upstreams import FakeUpstream, Reply, Stream, openai_chunks, openai_completion
+from .fake_upstreams import (
+    FakeUpstream,
+    Hang,
+    Reply,
+    Stream,
+    openai_chunks,
+    openai_completion,
+)
 from .state_fixtures import (
     BACKENDS,
     drop_postgres_schema,
@@ -419,3 +427,40 @@ async def test_the_dashboard_shows_live_quality_in_a_real_browser(
             await page.screenshot(path=str(ARTIFACTS / "dashboard-shadow.png"), full_page=True)
         finally:
             await browser.close()
+
+
+async def test_an_evaluation_cut_short_by_shutdown_is_charged_its_ceiling(
+    modelrouter_server_factory,
+):
+    def hang_reference(body: dict[str, Any]) -> Reply | Stream | Hang:
+        return Hang() if body["model"] == "ref-up" else answer(body)
+
+    upstream = FakeUpstream("openai", hang_reference)
+    await upstream.start()
+    try:
+        server, _ = await start(
+            modelrouter_server_factory,
+            upstream,
+            '[shadow]\nfraction = 1.0\njudge_model = "judge"\n',
+        )
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = router_pb2_grpc.ModelRouterStub(channel)
+            answered = await stub.Execute(ask("good", 0))
+        for _ in range(200):  # the reference call is out and hanging
+            if any(b["model"] == "ref-up" for b in upstream.bodies):
+                break
+            await asyncio.sleep(0.01)
+        [held] = await server.shadow.usage("default")
+        assert held.reserved_usd > 0 and held.spent_usd == 0
+        await server.shadow.aclose()
+
+        # The upstream may have generated up to max_output_tokens: that is what is charged,
+        # on the shadow line and on the tenant's budget, and nothing stays reserved.
+        [line] = await server.shadow.usage("default")
+        [day] = await server.state.budgets.usage("default")
+        assert line.reserved_usd == 0 and day.reserved_usd == 0
+        assert line.spent_usd == pytest.approx(held.reserved_usd)
+        assert day.spent_usd == pytest.approx(answered.cost_usd + line.spent_usd)
+        assert [b["model"] for b in upstream.bodies].count("judge-up") == 0
+    finally:
+        await upstream.stop()
