@@ -1,23 +1,36 @@
 """Per-request latency of the ``learned`` and ``embedding`` classifiers vs ``rules``.
 
 Classifies prompts one at a time (as the server does), after a warm-up, and prints p50/p99
-in milliseconds and the ratio to the rules classifier. Prompts are a fixed-seed sample of the
-shared routing datasets plus short chat turns, so lengths are realistic.
+in milliseconds and the ratio of each p50 to the rules classifier's in the same round.
+Prompt sets: short chat turns, GSM8K problems, MMLU-Pro questions (fixed-seed samples of the
+shared routing datasets) and ``1k-token``: MMLU-Pro questions joined until the prompt has
+at least 1,000 WordPiece tokens (MiniLM's tokenizer), the issue's case.
 
-    PYTHONPATH=server:plugins python benchmarks/classifier_latency.py \
-        [--artifact plugins/modelrouter_learned/mmlu_pro.npz] [--requests 300]
+Each embedder is measured under both classifiers: ``embedding[static]`` is the nearest-
+centroid classifier on the static table distilled from MiniLM (``static:minilm-256``),
+``embedding[minilm]`` the same on the MiniLM forward pass; ``learned[NAME]`` serves each
+``--artifact`` (the embedder the artefact names). ``... async`` rows time ``await
+classify()`` on a running event loop, i.e. with the hop to a worker thread the server pays.
 
-Needs the ``learned`` extra. Target: p50 under 15 ms on a 2-core CPU.
+    .venv/bin/python benchmarks/classifier_latency.py [--requests 200] [--rounds 3]
+        [--artifact plugins/modelrouter_learned/mmlu_pro.npz ...] [--no-minilm]
+
+Rounds alternate every classifier on the same prompts; the figures are medians over
+rounds. Needs the ``learned`` extra. Target (issue 14): p50 <= 5 ms for a 1k-token prompt.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,24 +54,43 @@ CHAT = [
     "What does HTTP 404 mean?",
     "Give me three ideas for a weekend trip from Berlin.",
 ]
+LONG_TOKENS = 1000
+
+
+def _token_count() -> Callable[[str], int]:
+    from tokenizers import Tokenizer
+
+    from modelrouter.learning.embedders import _bundled_minilm_path
+
+    tokenizer = Tokenizer.from_file(str(Path(_bundled_minilm_path()) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 def prompt_sets(n: int, seed: int = 0) -> dict[str, list[str]]:
-    """``n`` prompts per set: short chat turns, GSM8K problems, MMLU-Pro questions."""
+    """``n`` prompts per set: chat turns, GSM8K, MMLU-Pro and 1k-token MMLU-Pro joins."""
     rng = np.random.default_rng(seed)
     pools = {"chat": CHAT}
     for label, name in (("gsm8k", "gsm8k.jsonl.gz"), ("mmlu_pro", "mmlu_pro.jsonl.gz")):
         if (DATA / name).exists():
             pools[label] = list(load_dataset(DATA / name, limit=2000).prompts)
-    return {
+    sets = {
         label: [pool[i] for i in rng.integers(len(pool), size=n)] for label, pool in pools.items()
     }
+    if "mmlu_pro" in pools:
+        count, pool, long = _token_count(), pools["mmlu_pro"], []
+        for _ in range(n):
+            parts: list[str] = []
+            while count("\n\n".join(parts)) < LONG_TOKENS:
+                parts.append(pool[int(rng.integers(len(pool)))])
+            long.append("\n\n".join(parts))
+        sets["1k-token"] = long
+    return sets
 
 
-def measure(classify: Callable[[RoutingRequest], object], texts: list[str]) -> list[float]:
-    requests = [RoutingRequest.from_prompt(t) for t in texts]
-    for request in requests[:10]:
-        classify(request)  # warm-up: model load, centroids, allocator
+def timed(
+    classify: Callable[[RoutingRequest], object], requests: list[RoutingRequest]
+) -> list[float]:
     timings = []
     for request in requests:
         start = time.perf_counter()
@@ -67,51 +99,118 @@ def measure(classify: Callable[[RoutingRequest], object], texts: list[str]) -> l
     return timings
 
 
-def summary(timings: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(timings, n=100)
-    return {"p50_ms": statistics.median(timings), "p99_ms": q[98]}
+def _timed_sync(classifier: Any, requests: list[RoutingRequest]) -> list[float]:
+    return timed(classifier.classify_sync, requests)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT)
-    parser.add_argument("--requests", type=int, default=200, help="requests per prompt set")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+def timed_async(classifier: Any, requests: list[RoutingRequest]) -> list[float]:
+    async def run() -> list[float]:
+        timings = []
+        for request in requests:
+            start = time.perf_counter()
+            await classifier.classify(request)
+            timings.append((time.perf_counter() - start) * 1000.0)
+        return timings
 
+    return asyncio.run(run())
+
+
+def build(args: argparse.Namespace) -> dict[str, Callable[[list[RoutingRequest]], list[float]]]:
+    from modelrouter.learning.embedders import MiniLMEmbedder, StaticEmbedder
     from modelrouter_embedding import EmbeddingClassifier
     from modelrouter_learned import LearnedClassifier
     from modelrouter_rules import RulesClassifier
 
     rules = RulesClassifier()
-    embedding = EmbeddingClassifier()
-    learned = LearnedClassifier(args.artifact, task_classifier=embedding)
-    classifiers = {
-        "rules": rules.classify_sync,
-        "embedding": embedding.classify_sync,
-        "learned": learned.classify_sync,
+    static = EmbeddingClassifier(embedder=StaticEmbedder())
+    cases: dict[str, Callable[[list[RoutingRequest]], list[float]]] = {
+        "rules": lambda rs: timed(rules.classify_sync, rs),
+        "embedding[static]": lambda rs: timed(static.classify_sync, rs),
+        "embedding[static] async": lambda rs: timed_async(static, rs),
     }
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for label, texts in prompt_sets(args.requests).items():
-        rows = {name: summary(measure(fn, texts)) for name, fn in classifiers.items()}
-        base = rows["rules"]["p50_ms"]
-        for row in rows.values():
-            row["p50_ratio_to_rules"] = row["p50_ms"] / base
-        rows["prompt_chars"] = {"mean": float(np.mean([len(t) for t in texts]))}
-        results[label] = rows
+    task_classifiers: dict[str, EmbeddingClassifier] = {static.embedder.name: static}
+    if not args.no_minilm:
+        minilm = EmbeddingClassifier(embedder=MiniLMEmbedder())
+        task_classifiers[minilm.embedder.name] = minilm
+        cases["embedding[minilm]"] = lambda rs: timed(minilm.classify_sync, rs)
+    for path in args.artifact:
+        learned = LearnedClassifier(path)
+        name = learned.embedder.name
+        if name.startswith("minilm") and args.no_minilm:
+            continue
+        if name in task_classifiers:  # share the embedder (and its loaded model)
+            learned = LearnedClassifier(
+                path,
+                embedder=task_classifiers[name].embedder,
+                task_classifier=task_classifiers[name],
+            )
+        cases[f"learned[{name}]"] = functools.partial(_timed_sync, learned)
+        cases[f"learned[{name}] async"] = functools.partial(timed_async, learned)
+    return cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact", type=Path, nargs="*", default=[DEFAULT_ARTIFACT])
+    parser.add_argument("--requests", type=int, default=200, help="requests per prompt set")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-minilm", action="store_true", help="skip the MiniLM forward pass (slow)"
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    cases = build(args)
+    sets = {
+        label: [RoutingRequest.from_prompt(t) for t in texts]
+        for label, texts in prompt_sets(args.requests).items()
+    }
+    for run in cases.values():  # warm-up: model load, centroids, allocator, thread pool
+        for requests in sets.values():
+            run(requests[:10])
+    # label -> case -> per-round (p50, p99, p50 / rules p50)
+    rounds: dict[str, dict[str, list[tuple[float, float, float]]]] = {
+        label: {case: [] for case in cases} for label in sets
+    }
+    for _ in range(args.rounds):
+        for label, requests in sets.items():
+            p50s = {}
+            for case, run in cases.items():
+                timings = run(requests)
+                p50s[case] = (statistics.median(timings), statistics.quantiles(timings, n=100)[98])
+            for case, (p50, p99) in p50s.items():
+                rounds[label][case].append((p50, p99, p50 / p50s["rules"][0]))
+    results: dict[str, dict[str, dict[str, Any]]] = {
+        label: {
+            case: {
+                "p50_ms": statistics.median(r[0] for r in per),
+                "p99_ms": statistics.median(r[1] for r in per),
+                "p50_ratio_to_rules": statistics.median(r[2] for r in per),
+                "p50_ms_per_round": [round(r[0], 3) for r in per],
+            }
+            for case, per in by_case.items()
+        }
+        for label, by_case in rounds.items()
+    }
+    chars = {label: float(np.mean([len(r.prompt) for r in rs])) for label, rs in sets.items()}
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps({"chars": chars, "results": results}))
         return
     print(
-        f"{'prompts':9s} {'chars':>6s} {'classifier':10s} {'p50 ms':>8s} {'p99 ms':>8s} "
-        f"{'p50/rules':>10s}"
+        f"{args.requests} prompts per set, median of {args.rounds} rounds; "
+        f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
     )
-    for label, rows in results.items():
-        for name in classifiers:
-            row = rows[name]
+    print(
+        f"{'prompts':9s} {'chars':>6s} {'classifier':32s} {'p50 ms':>8s} {'p99 ms':>8s} "
+        f"{'p50/rules':>10s}  p50 per round"
+    )
+    for label, by_case in results.items():
+        for case, row in by_case.items():
             print(
-                f"{label:9s} {rows['prompt_chars']['mean']:6.0f} {name:10s} "
-                f"{row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['p50_ratio_to_rules']:10.0f}"
+                f"{label:9s} {chars[label]:6.0f} {case:32s} {row['p50_ms']:8.3f} "
+                f"{row['p99_ms']:8.3f} {row['p50_ratio_to_rules']:10.1f}  "
+                + ", ".join(f"{v:.3f}" for v in row["p50_ms_per_round"])
             )
 
 

@@ -10,11 +10,16 @@ first use. A request's embedding is compared with every centroid by cosine simil
 * task type: the most similar task centroid;
 * confidence: the mean of the winning softmax probabilities of the two decisions.
 
-Centroids of the shipped examples under MiniLM ship precomputed in ``centroids.npz``
-(regenerate with ``python -m modelrouter_embedding`` after editing the examples; a stale file
-is detected by hash and ignored). The default embedder is all-MiniLM-L6-v2 (the ``learned``
-extra). Without that extra the hook registers nothing and logs why. Tests pass any
-:class:`modelrouter.learning.Embedder`.
+Centroids of the shipped examples ship precomputed for the static embedder
+(``centroids_static.npz``) and for MiniLM (``centroids.npz``); regenerate both with
+``python -m modelrouter_embedding`` after editing the examples (a stale file is detected by
+hash and ignored, and the centroids are then computed on first use). Any other embedder
+computes them on first use. Tests pass any :class:`modelrouter.learning.Embedder`.
+
+The embedder is MiniLM (the ``learned`` extra; without it the hook registers nothing and
+logs why) unless ``[classifiers.embedding] embedder`` names another, e.g.
+``"static:minilm-256"``: the same classification from a static table distilled from MiniLM
+in well under a millisecond instead of tens (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from modelrouter import (
     Classification,
     Classifier,
     Complexity,
+    PluginContext,
     RoutingRequest,
     TaskType,
     hookimpl,
 )
-from modelrouter.learning.embedders import Embedder, MiniLMEmbedder
+from modelrouter.learning.embedders import Embedder, MiniLMEmbedder, embedder_from_name
 
 __all__ = ["EXAMPLES_PATH", "EmbeddingClassifier", "register_classifiers", "tier_for_score"]
 
@@ -47,6 +53,8 @@ logger = logging.getLogger(__name__)
 EXAMPLES_PATH = Path(__file__).with_name("examples.json")
 #: MiniLM centroids of the shipped examples; ignored if the examples or embedder differ.
 CENTROIDS_PATH = Path(__file__).with_name("centroids.npz")
+#: The same for the static embedder.
+STATIC_CENTROIDS_PATH = Path(__file__).with_name("centroids_static.npz")
 _BAND_MIDPOINTS = np.array([0.125, 0.375, 0.625, 0.875])
 _TIERS = (Complexity.SIMPLE, Complexity.MODERATE, Complexity.COMPLEX, Complexity.EXPERT)
 
@@ -84,13 +92,20 @@ class EmbeddingClassifier(Classifier):
         embedder: Embedder | None = None,
         examples_path: str | Path = EXAMPLES_PATH,
         temperature: float = 0.05,
-        centroids_path: str | Path | None = CENTROIDS_PATH,
+        centroids_path: str | Path | Sequence[str | Path] | None = (
+            STATIC_CENTROIDS_PATH,
+            CENTROIDS_PATH,
+        ),
     ) -> None:
         self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
         self.temperature = temperature
         raw = Path(examples_path).read_bytes()
         self._digest = hashlib.sha256(raw).hexdigest()
-        self._centroids_path = Path(centroids_path) if centroids_path is not None else None
+        if centroids_path is None:
+            centroids_path = ()
+        elif isinstance(centroids_path, str | Path):
+            centroids_path = (centroids_path,)
+        self._centroids_paths = tuple(Path(p) for p in centroids_path)
         examples = json.loads(raw.decode("utf-8"))
         self._tier_examples = {t.name: examples["complexity"][t.name] for t in _TIERS}
         self._tasks = tuple(TaskType[name] for name in examples["task_type"])
@@ -110,20 +125,20 @@ class EmbeddingClassifier(Classifier):
         return ",".join([*self._tier_examples, *self._task_examples])
 
     def _load_centroids(self) -> bool:
-        """Use precomputed centroids only if embedder, examples and labels all match."""
-        path = self._centroids_path
-        if path is None or not path.exists():
-            return False
-        with np.load(path, allow_pickle=False) as data:
-            if (str(data["embedder"]), str(data["examples_sha256"]), str(data["labels"])) != (
-                self.embedder.name,
-                self._digest,
-                self._labels(),
-            ):
-                return False
-            self._tier_centroids = np.asarray(data["tiers"], dtype=np.float32)
-            self._task_centroids = np.asarray(data["tasks"], dtype=np.float32)
-        return True
+        """Use precomputed centroids (the first of ``centroids_path`` that matches) only if
+        embedder, examples and labels all match."""
+        wanted = (self.embedder.name, self._digest, self._labels())
+        for path in self._centroids_paths:
+            if not path.exists():
+                continue
+            with np.load(path, allow_pickle=False) as data:
+                found = (str(data["embedder"]), str(data["examples_sha256"]), str(data["labels"]))
+                if found != wanted:
+                    continue
+                self._tier_centroids = np.asarray(data["tiers"], dtype=np.float32)
+                self._task_centroids = np.asarray(data["tasks"], dtype=np.float32)
+            return True
+        return False
 
     def save_centroids(self, path: str | Path) -> None:
         """Write the centroids with what they were computed from (see ``python -m
@@ -190,7 +205,14 @@ def extra_installed() -> bool:
 
 
 @hookimpl
-def register_classifiers(register: Callable[[Classifier], None]) -> None:
+def register_classifiers(register: Callable[[Classifier], None], context: PluginContext) -> None:
+    name = context.options("embedding").get("embedder")
+    if name is not None:
+        if not isinstance(name, str):
+            raise ValueError(f"classifiers.embedding.embedder: expected a name, got {name!r}")
+        # Raises MissingExtraError (naming the extra) or ValueError (an unknown name).
+        register(EmbeddingClassifier(embedder=embedder_from_name(name)))
+        return
     if not extra_installed():
         logger.info(
             "classifier 'embedding' not registered: it needs the 'learned' extra "

@@ -1,8 +1,9 @@
 """Learned routing: prompt embedders, per-model quality models and offline routers.
 
 Importing this package is light (numpy only). torch and sentence-transformers are imported
-when a :class:`~modelrouter.learning.embedders.MiniLMEmbedder` first embeds, scikit-learn when
-a quality model is trained. Without them a :class:`MissingExtraError` names the
+when a :class:`~modelrouter.learning.embedders.MiniLMEmbedder` first embeds (a
+:class:`~modelrouter.learning.embedders.StaticEmbedder` needs only ``tokenizers``),
+scikit-learn when a quality model is trained. Without them a :class:`MissingExtraError` names the
 ``learned`` extra.
 """
 
@@ -14,6 +15,7 @@ from .embedders import (
     HashingEmbedder,
     MiniLMEmbedder,
     MissingExtraError,
+    StaticEmbedder,
     embedder_from_name,
 )
 from .quality_model import QualityModel, train_quality_model
@@ -25,6 +27,7 @@ __all__ = [
     "MiniLMEmbedder",
     "MissingExtraError",
     "QualityModel",
+    "StaticEmbedder",
     "embedder_from_name",
     "train_quality_model",
 ]

