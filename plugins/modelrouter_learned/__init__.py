@@ -33,8 +33,9 @@ The hook registers the classifier only when an artifact is configured. A configu
 whose embedder needs the ``learned`` extra raises ImportError naming the extra if it is
 missing. The artifact's model names must match the catalog's model names to be used.
 
-``mmlu_pro.npz`` beside this file is an example artifact (MiniLM, trained on all of the
-shared MMLU-Pro routing data; see docs/evaluation.md). It names that dataset's 12 models.
+``mmlu_pro.npz`` beside this file is an example artifact (static MiniLM embedder, trained on
+all of the shared MMLU-Pro routing data; see docs/evaluation.md). It names that dataset's 12
+models.
 """
 
 from __future__ import annotations

